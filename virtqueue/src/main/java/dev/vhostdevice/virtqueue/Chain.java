@@ -1,0 +1,168 @@
+package dev.vhostdevice.virtqueue;
+
+import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
+
+/**
+ * One descriptor chain popped from a queue, as the walker saw it: each descriptor was read from guest memory
+ * once and turned into pieces (segment, offset, length) of guest memory, readable pieces first. A guest that
+ * rewrites its descriptors afterwards cannot change what the device sees.
+ *
+ * <p>A chain object is reusable: {@link SplitQueue#pop(Chain)} refills it, growing its arrays only when a
+ * longer chain than ever before arrives, so steady-state popping allocates nothing. A device that completes
+ * requests one at a time needs one chain; a device that holds requests (an event queue) keeps one per request.
+ *
+ * <p>A chain with a {@link #fault()} has no pieces: the device completes its {@link #head()} with an error.
+ */
+public final class Chain {
+    private static final int INITIAL_PIECES = 8;
+
+    private int head = -1;
+    private ChainFault fault;
+    private int descriptors;
+    private int pieces;
+    private int firstWritable;
+    private long readableBytes;
+    private long writableBytes;
+    private MemorySegment[] segments = new MemorySegment[INITIAL_PIECES];
+    private long[] offsets = new long[INITIAL_PIECES];
+    private long[] lengths = new long[INITIAL_PIECES];
+    private long[] addresses = new long[INITIAL_PIECES];
+    private final ChainReader reader = new ChainReader(this);
+    private final ChainWriter writer = new ChainWriter(this);
+
+    /** The head descriptor index: what the used ring entry names. */
+    public int head() {
+        return head;
+    }
+
+    /** Why the walker refused this chain, or null for a valid chain. */
+    public ChainFault fault() {
+        return fault;
+    }
+
+    public boolean isValid() {
+        return fault == null;
+    }
+
+    /** Descriptors visited, including any INDIRECT descriptor. */
+    public int descriptorCount() {
+        return descriptors;
+    }
+
+    public long readableBytes() {
+        return readableBytes;
+    }
+
+    public long writableBytes() {
+        return writableBytes;
+    }
+
+    /** Pieces of guest memory: one per non-empty descriptor, more where a buffer spans adjacent regions. */
+    public int pieceCount() {
+        return pieces;
+    }
+
+    /** Index of the first writable piece; equals {@link #pieceCount()} when nothing is writable. */
+    public int firstWritablePiece() {
+        return firstWritable;
+    }
+
+    public MemorySegment pieceSegment(int piece) {
+        return segments[piece];
+    }
+
+    public long pieceOffset(int piece) {
+        return offsets[piece];
+    }
+
+    public long pieceLength(int piece) {
+        return lengths[piece];
+    }
+
+    /** Guest-physical address of a piece. */
+    public long pieceAddress(int piece) {
+        return addresses[piece];
+    }
+
+    public boolean isPieceWritable(int piece) {
+        return piece >= firstWritable;
+    }
+
+    /** The cursor over the readable bytes, at the start after each pop. */
+    public ChainReader reader() {
+        return reader;
+    }
+
+    /** The cursor over the writable bytes, at the start after each pop. */
+    public ChainWriter writer() {
+        return writer;
+    }
+
+    /** Bytes the device wrote: the used length this chain completes with. */
+    public int bytesWritten() {
+        return (int) writer.bytesWritten();
+    }
+
+    void reset(int newHead) {
+        head = newHead;
+        fault = null;
+        descriptors = 0;
+        pieces = 0;
+        firstWritable = 0;
+        readableBytes = 0;
+        writableBytes = 0;
+    }
+
+    /** The walk is over: both cursors go to the start of their pieces. */
+    void finish() {
+        reader.rewind();
+        writer.rewind();
+    }
+
+    void countDescriptor() {
+        descriptors++;
+    }
+
+    void fail(ChainFault why) {
+        fault = why;
+        // Drop the pieces: a refused chain gives the device nothing to read or write.
+        Arrays.fill(segments, 0, pieces, null);
+        pieces = 0;
+        firstWritable = 0;
+        readableBytes = 0;
+        writableBytes = 0;
+    }
+
+    void addPiece(MemorySegment segment, long offset, long length, long address, boolean writable) {
+        if (pieces == segments.length) {
+            grow();
+        }
+        segments[pieces] = segment;
+        offsets[pieces] = offset;
+        lengths[pieces] = length;
+        addresses[pieces] = address;
+        pieces++;
+        if (writable) {
+            writableBytes += length;
+        } else {
+            firstWritable = pieces;
+            readableBytes += length;
+        }
+    }
+
+    private void grow() {
+        int capacity = segments.length * 2;
+        segments = Arrays.copyOf(segments, capacity);
+        offsets = Arrays.copyOf(offsets, capacity);
+        lengths = Arrays.copyOf(lengths, capacity);
+        addresses = Arrays.copyOf(addresses, capacity);
+    }
+
+    @Override
+    public String toString() {
+        return fault != null
+                ? "Chain[head=" + head + ", fault=" + fault + "]"
+                : "Chain[head=" + head + ", readable=" + readableBytes + ", writable=" + writableBytes + "]";
+    }
+}

@@ -1,0 +1,26 @@
+package dev.vhostdevice.virtqueue;
+
+/**
+ * Why a queue is broken: the driver broke the ring itself, so no later chain can be trusted. The queue serves
+ * nothing until it is reset (virtio's DEVICE_NEEDS_RESET).
+ */
+public enum QueueFault {
+    /** The available index ran more than the queue size ahead of the device (or moved backwards). */
+    AVAIL_INDEX_RUNAWAY("available index more than the queue size ahead"),
+    /** An available ring entry names a head at or beyond the queue size. */
+    HEAD_OUT_OF_RANGE("head index out of range"),
+    /** An available ring entry names a head the device is still processing. */
+    HEAD_IN_FLIGHT("head already in flight"),
+    /** The rings do not lie in guest memory (after a memory table change). */
+    RINGS_OUT_OF_RANGE("rings outside guest memory");
+
+    private final String description;
+
+    QueueFault(String description) {
+        this.description = description;
+    }
+
+    public String description() {
+        return description;
+    }
+}

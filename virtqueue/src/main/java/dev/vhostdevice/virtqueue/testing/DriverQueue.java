@@ -1,0 +1,322 @@
+package dev.vhostdevice.virtqueue.testing;
+
+import static dev.vhostdevice.virtqueue.VirtioRing.AVAIL_FLAGS;
+import static dev.vhostdevice.virtqueue.VirtioRing.AVAIL_IDX;
+import static dev.vhostdevice.virtqueue.VirtioRing.AVAIL_RING;
+import static dev.vhostdevice.virtqueue.VirtioRing.DESCRIPTOR_SIZE;
+import static dev.vhostdevice.virtqueue.VirtioRing.USED_FLAGS;
+import static dev.vhostdevice.virtqueue.VirtioRing.USED_IDX;
+import static dev.vhostdevice.virtqueue.VirtioRing.USED_RING;
+import static dev.vhostdevice.virtqueue.VirtioRing.VIRTQ_AVAIL_F_NO_INTERRUPT;
+import static dev.vhostdevice.virtqueue.VirtioRing.VIRTQ_DESC_F_INDIRECT;
+import static dev.vhostdevice.virtqueue.VirtioRing.VIRTQ_DESC_F_NEXT;
+import static dev.vhostdevice.virtqueue.VirtioRing.VIRTQ_DESC_F_WRITE;
+import static dev.vhostdevice.virtqueue.VirtioRing.VIRTQ_USED_F_NO_NOTIFY;
+
+import dev.vhostdevice.virtqueue.QueueConfigException;
+import dev.vhostdevice.virtqueue.SplitQueue;
+import dev.vhostdevice.virtqueue.VirtioRing;
+import dev.vhostdevice.virtqueue.memory.GuestMemory;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.VarHandle;
+import java.nio.ByteOrder;
+import java.util.ArrayDeque;
+import java.util.Arrays;
+import java.util.Deque;
+
+/**
+ * The driver side of a split virtqueue, for tests and for VMMs that embed devices: lays out the three rings in
+ * guest memory, adds buffers the way Linux's virtio_ring does (single, chained, indirect), publishes them, reads
+ * used entries back, and answers whether the device wants a kick or the driver an interrupt. Every ring word
+ * can also be written directly, to corrupt the ring on purpose.
+ *
+ * <p>Not thread-safe; one driver per queue.
+ */
+public final class DriverQueue {
+    private static final ValueLayout.OfShort U16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfInt U32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfLong U64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final VarHandle U16_ORDERED = ValueLayout.JAVA_SHORT.withOrder(ByteOrder.LITTLE_ENDIAN).varHandle();
+
+    /** One buffer of a chain: where it is, how long, and whether the device may write it. */
+    public record Buffer(long address, int length, boolean writable) {
+        public static Buffer readable(long address, int length) {
+            return new Buffer(address, length, false);
+        }
+
+        public static Buffer writable(long address, int length) {
+            return new Buffer(address, length, true);
+        }
+    }
+
+    /** A used ring entry: the head the device completed and the bytes it says it wrote. */
+    public record Used(int head, int length) {
+    }
+
+    private final GuestMemory memory;
+    private final int size;
+    private final long descAddress;
+    private final long availAddress;
+    private final long usedAddress;
+    private final Deque<Integer> free = new ArrayDeque<>();
+    /** Descriptors each in-flight head holds, to free them when it is used. */
+    private final int[][] heldBy;
+    private int availIdx;
+    private int lastSeenUsed;
+    private int availAtLastKick;
+    private boolean eventIdx;
+
+    /** Rings at the given guest-physical addresses (which the caller chose and must be in {@code memory}). */
+    public DriverQueue(GuestMemory memory, int size, long descAddress, long availAddress, long usedAddress) {
+        if (!VirtioRing.isValidSize(size)) {
+            throw new IllegalArgumentException("bad queue size " + size);
+        }
+        this.memory = memory;
+        this.size = size;
+        this.descAddress = descAddress;
+        this.availAddress = availAddress;
+        this.usedAddress = usedAddress;
+        this.heldBy = new int[size][];
+        for (int i = 0; i < size; i++) {
+            free.addLast(i);
+        }
+        zero(descAddress, VirtioRing.descTableBytes(size));
+        zero(availAddress, VirtioRing.availRingBytes(size));
+        zero(usedAddress, VirtioRing.usedRingBytes(size));
+    }
+
+    /** Rings laid out from {@code base} (16-aligned) as Linux does: table, then avail, then used (4-aligned). */
+    public static DriverQueue layout(GuestMemory memory, int size, long base) {
+        long avail = base + VirtioRing.descTableBytes(size);
+        long used = (avail + VirtioRing.availRingBytes(size) + 3) & ~3L;
+        return new DriverQueue(memory, size, base, avail, used);
+    }
+
+    /** Bytes {@link #layout} needs from its base. */
+    public static long layoutBytes(int size) {
+        long avail = VirtioRing.descTableBytes(size);
+        long used = (avail + VirtioRing.availRingBytes(size) + 3) & ~3L;
+        return used + VirtioRing.usedRingBytes(size);
+    }
+
+    /** Programs {@code queue} with this ring's size and addresses, as a transport would. */
+    public void configure(SplitQueue queue) throws QueueConfigException {
+        queue.setSize(size);
+        queue.setAddresses(descAddress, availAddress, usedAddress);
+    }
+
+    /** Whether the driver acts as if VIRTIO_F_EVENT_IDX was negotiated (for kicks and interrupts). */
+    public void setEventIdx(boolean enabled) {
+        eventIdx = enabled;
+    }
+
+    public int size() {
+        return size;
+    }
+
+    public long descAddress() {
+        return descAddress;
+    }
+
+    public long availAddress() {
+        return availAddress;
+    }
+
+    public long usedAddress() {
+        return usedAddress;
+    }
+
+    public GuestMemory memory() {
+        return memory;
+    }
+
+    public int freeDescriptors() {
+        return free.size();
+    }
+
+    // ----------------------------------------------------------------------------------------- adding
+
+    /** Adds a chain of direct descriptors and publishes it; returns its head. */
+    public int add(Buffer... buffers) {
+        int head = prepare(buffers);
+        publish(head);
+        return head;
+    }
+
+    /**
+     * Writes a direct chain into free descriptors without publishing it. Returns its head.
+     */
+    public int prepare(Buffer... buffers) {
+        if (buffers.length == 0 || buffers.length > free.size()) {
+            throw new IllegalStateException("no room for " + buffers.length + " descriptors (" + free.size() + " free)");
+        }
+        int[] indices = new int[buffers.length];
+        for (int i = 0; i < buffers.length; i++) {
+            indices[i] = free.removeFirst();
+        }
+        for (int i = 0; i < buffers.length; i++) {
+            Buffer b = buffers[i];
+            boolean last = i == buffers.length - 1;
+            int flags = (b.writable() ? VIRTQ_DESC_F_WRITE : 0) | (last ? 0 : VIRTQ_DESC_F_NEXT);
+            writeDescriptor(indices[i], b.address(), b.length(), flags, last ? 0 : indices[i + 1]);
+        }
+        heldBy[indices[0]] = indices;
+        return indices[0];
+    }
+
+    /**
+     * Adds one INDIRECT descriptor whose table (written at {@code tableAddress}, any alignment) holds
+     * {@code buffers}, and publishes it; returns its head.
+     */
+    public int addIndirect(long tableAddress, Buffer... buffers) {
+        writeIndirectTable(tableAddress, buffers);
+        int head = free.removeFirst();
+        writeDescriptor(head, tableAddress, buffers.length * DESCRIPTOR_SIZE, VIRTQ_DESC_F_INDIRECT, 0);
+        heldBy[head] = new int[] {head};
+        publish(head);
+        return head;
+    }
+
+    /** Writes an indirect table of {@code buffers}, linked 0 → 1 → … with NEXT. */
+    public void writeIndirectTable(long tableAddress, Buffer... buffers) {
+        for (int i = 0; i < buffers.length; i++) {
+            Buffer b = buffers[i];
+            boolean last = i == buffers.length - 1;
+            int flags = (b.writable() ? VIRTQ_DESC_F_WRITE : 0) | (last ? 0 : VIRTQ_DESC_F_NEXT);
+            writeDescriptorAt(tableAddress + (long) i * DESCRIPTOR_SIZE, b.address(), b.length(), flags,
+                    last ? 0 : i + 1);
+        }
+    }
+
+    /** Puts {@code head} in the next available slot and moves the available index past it (release). */
+    public void publish(int head) {
+        segment(availAddress + AVAIL_RING + 2L * (availIdx & (size - 1)), 2).set(U16, 0, (short) head);
+        availIdx = (availIdx + 1) & 0xFFFF;
+        U16_ORDERED.setRelease(segment(availAddress + AVAIL_IDX, 2), 0L, (short) availIdx);
+    }
+
+    /**
+     * Whether the device wants a kick for what was published since the last call (Linux's
+     * virtqueue_kick_prepare): with EVENT_IDX when the index passed avail_event, else unless NO_NOTIFY is set.
+     */
+    public boolean kickPrepare() {
+        VarHandle.fullFence();
+        boolean kick;
+        if (eventIdx) {
+            int availEvent = Short.toUnsignedInt(segment(usedAddress + USED_RING + 8L * size, 2).get(U16, 0));
+            kick = VirtioRing.needEvent(availEvent, availIdx, availAtLastKick);
+        } else {
+            kick = (usedFlags() & VIRTQ_USED_F_NO_NOTIFY) == 0;
+        }
+        availAtLastKick = availIdx;
+        return kick;
+    }
+
+    // ------------------------------------------------------------------------------------------- used
+
+    /** The next used entry the driver has not seen, freeing its descriptors; null if none. */
+    public Used pollUsed() {
+        int usedIdx = usedIdx();
+        if (usedIdx == lastSeenUsed) {
+            return null;
+        }
+        long element = usedAddress + USED_RING + 8L * (lastSeenUsed & (size - 1));
+        MemorySegment e = segment(element, 8);
+        Used used = new Used(e.get(U32, 0), e.get(U32, 4));
+        lastSeenUsed = (lastSeenUsed + 1) & 0xFFFF;
+        if (used.head() >= 0 && used.head() < size && heldBy[used.head()] != null) {
+            for (int index : heldBy[used.head()]) {
+                free.addLast(index);
+            }
+            heldBy[used.head()] = null;
+        }
+        return used;
+    }
+
+    /** The used index the device published (acquire). */
+    public int usedIdx() {
+        return Short.toUnsignedInt((short) U16_ORDERED.getAcquire(segment(usedAddress + USED_IDX, 2), 0L));
+    }
+
+    public int usedFlags() {
+        return Short.toUnsignedInt(segment(usedAddress + USED_FLAGS, 2).get(U16, 0));
+    }
+
+    /** avail_event, the device's kick threshold under EVENT_IDX. */
+    public int availEvent() {
+        return Short.toUnsignedInt(segment(usedAddress + USED_RING + 8L * size, 2).get(U16, 0));
+    }
+
+    /** The driver's interrupt threshold under EVENT_IDX. */
+    public void setUsedEvent(int usedEvent) {
+        segment(availAddress + AVAIL_RING + 2L * size, 2).set(U16, 0, (short) usedEvent);
+    }
+
+    /** Sets or clears VIRTQ_AVAIL_F_NO_INTERRUPT. */
+    public void setNoInterrupt(boolean suppress) {
+        segment(availAddress + AVAIL_FLAGS, 2).set(U16, 0, (short) (suppress ? VIRTQ_AVAIL_F_NO_INTERRUPT : 0));
+    }
+
+    // ------------------------------------------------------------------------------------ raw access
+
+    /** The available index the driver has published. */
+    public int availIdx() {
+        return availIdx;
+    }
+
+    /** Overwrites the available index (and the driver's own idea of it). */
+    public void setAvailIdx(int index) {
+        availIdx = index & 0xFFFF;
+        U16_ORDERED.setRelease(segment(availAddress + AVAIL_IDX, 2), 0L, (short) availIdx);
+    }
+
+    /** Overwrites available ring slot {@code slot} (0 .. size-1) with {@code head}, whatever it is. */
+    public void setAvailSlot(int slot, int head) {
+        segment(availAddress + AVAIL_RING + 2L * slot, 2).set(U16, 0, (short) head);
+    }
+
+    /** Writes descriptor {@code index} of the main table. */
+    public void writeDescriptor(int index, long address, int length, int flags, int next) {
+        writeDescriptorAt(descAddress + (long) DESCRIPTOR_SIZE * index, address, length, flags, next);
+    }
+
+    /** Writes a descriptor at any guest address (an indirect table entry). */
+    public void writeDescriptorAt(long gpa, long address, int length, int flags, int next) {
+        MemorySegment d = segment(gpa, DESCRIPTOR_SIZE);
+        d.set(U64, 0, address);
+        d.set(U32, 8, length);
+        d.set(U16, 12, (short) flags);
+        d.set(U16, 14, (short) next);
+    }
+
+    /** Copies {@code bytes} into guest memory at {@code gpa}. */
+    public void write(long gpa, byte[] bytes) {
+        MemorySegment.copy(bytes, 0, segment(gpa, bytes.length), ValueLayout.JAVA_BYTE, 0, bytes.length);
+    }
+
+    /** Copies {@code length} bytes of guest memory at {@code gpa}. */
+    public byte[] read(long gpa, int length) {
+        byte[] out = new byte[length];
+        MemorySegment.copy(segment(gpa, length), ValueLayout.JAVA_BYTE, 0, out, 0, length);
+        return out;
+    }
+
+    private void zero(long gpa, long length) {
+        segment(gpa, length).fill((byte) 0);
+    }
+
+    private MemorySegment segment(long gpa, long length) {
+        MemorySegment s = memory.slice(gpa, length);
+        if (s == null) {
+            throw new IllegalArgumentException("0x%x+%d is not in one guest memory region".formatted(gpa, length));
+        }
+        return s;
+    }
+
+    @Override
+    public String toString() {
+        return "DriverQueue[size=" + size + ", availIdx=" + availIdx + ", usedSeen=" + lastSeenUsed + ", free="
+                + free.size() + "]" + Arrays.toString(new long[] {descAddress, availAddress, usedAddress});
+    }
+}
