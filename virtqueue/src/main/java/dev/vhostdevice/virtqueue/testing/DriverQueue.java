@@ -290,16 +290,39 @@ public final class DriverQueue {
         d.set(U16, 14, (short) next);
     }
 
-    /** Copies {@code bytes} into guest memory at {@code gpa}. */
+    /** Copies {@code bytes} into guest memory at {@code gpa}, across adjacent regions if need be. */
     public void write(long gpa, byte[] bytes) {
-        MemorySegment.copy(bytes, 0, segment(gpa, bytes.length), ValueLayout.JAVA_BYTE, 0, bytes.length);
+        int done = 0;
+        while (done < bytes.length) {
+            MemorySegment piece = pieceAt(gpa + done, bytes.length - done);
+            int step = (int) piece.byteSize();
+            MemorySegment.copy(bytes, done, piece, ValueLayout.JAVA_BYTE, 0, step);
+            done += step;
+        }
     }
 
-    /** Copies {@code length} bytes of guest memory at {@code gpa}. */
+    /** Copies {@code length} bytes of guest memory at {@code gpa}, across adjacent regions if need be. */
     public byte[] read(long gpa, int length) {
         byte[] out = new byte[length];
-        MemorySegment.copy(segment(gpa, length), ValueLayout.JAVA_BYTE, 0, out, 0, length);
+        int done = 0;
+        while (done < length) {
+            MemorySegment piece = pieceAt(gpa + done, length - done);
+            int step = (int) piece.byteSize();
+            MemorySegment.copy(piece, ValueLayout.JAVA_BYTE, 0, out, done, step);
+            done += step;
+        }
         return out;
+    }
+
+    /** The longest segment of at most {@code length} bytes at {@code gpa} within one region. */
+    private MemorySegment pieceAt(long gpa, long length) {
+        int index = memory.regionIndex(gpa);
+        if (index < 0) {
+            throw new IllegalArgumentException("0x%x is not guest memory".formatted(gpa));
+        }
+        var region = memory.region(index);
+        long offset = gpa - region.guestAddress();
+        return region.segment().asSlice(offset, Math.min(length, region.size() - offset));
     }
 
     private void zero(long gpa, long length) {

@@ -1,0 +1,253 @@
+package dev.vhostdevice.virtqueue;
+
+import static dev.vhostdevice.virtqueue.testing.DriverQueue.Buffer.readable;
+import static dev.vhostdevice.virtqueue.testing.DriverQueue.Buffer.writable;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.vhostdevice.virtqueue.memory.GuestMemory;
+import dev.vhostdevice.virtqueue.testing.DriverQueue;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * Queue-fatal input (virtqueue.md §7 classes 2, 7, 8, 9): the queue latches a {@link QueueFault}, serves nothing
+ * more, and only a reset brings it back.
+ */
+class QueueFaultTest {
+    private static final int SIZE = 8;
+    private QueueFixture f;
+    private DriverQueue driver;
+
+    @BeforeEach
+    void setUp() throws Exception {
+        f = new QueueFixture(SIZE);
+        driver = f.driver;
+    }
+
+    @AfterEach
+    void tearDown() {
+        f.close();
+    }
+
+    private void assertBroken(QueueFault fault) {
+        assertFalse(f.queue.pop(f.chain));
+        assertEquals(fault, f.queue.fault());
+        assertTrue(f.queue.isBroken());
+        // Latched: a later good-looking ring is not served either.
+        assertFalse(f.queue.pop(f.chain));
+        assertFalse(f.queue.hasAvailable());
+        assertFalse(f.queue.enableNotification());
+    }
+
+    // --- class 2: available index runaway, re-submitted heads ------------------------------------------
+
+    @Test
+    void anAvailIndexExactlyQueueSizeAheadIsServed() {
+        for (int i = 0; i < SIZE; i++) {
+            driver.add(writable(0x10000 + 64L * i, 64));
+        }
+        for (int i = 0; i < SIZE; i++) {
+            assertTrue(f.queue.pop(f.chain));
+        }
+        assertFalse(f.queue.pop(f.chain));
+        assertNull(f.queue.fault());
+    }
+
+    @Test
+    void anAvailIndexMoreThanQueueSizeAheadBreaksTheQueue() {
+        driver.setAvailIdx(SIZE + 1);
+        assertBroken(QueueFault.AVAIL_INDEX_RUNAWAY);
+    }
+
+    @Test
+    void anAvailIndexMovedBackwardsBreaksTheQueue() {
+        driver.add(writable(0x10000, 64));
+        assertTrue(f.queue.pop(f.chain));
+        driver.setAvailIdx(0);
+        assertBroken(QueueFault.AVAIL_INDEX_RUNAWAY);
+    }
+
+    @Test
+    void theAvailIndexWrapsAt65536() throws Exception {
+        f.queue.stop();
+        f.queue.restore(new QueueState(0xFFFF, 0xFFFF, false));
+        f.queue.activate(f.memory);
+        driver.setAvailIdx(0xFFFF);
+        driver.add(writable(0x10000, 64));
+        driver.add(writable(0x10100, 64));
+        assertEquals(1, driver.availIdx());
+        assertTrue(f.queue.pop(f.chain));
+        f.queue.addUsed(f.chain);
+        assertTrue(f.queue.pop(f.chain));
+        f.queue.addUsed(f.chain);
+        assertFalse(f.queue.pop(f.chain));
+        assertEquals(1, f.queue.nextAvail());
+        assertEquals(1, f.queue.usedIndexInRing());
+    }
+
+    @Test
+    void aHeadRepublishedWhileInFlightBreaksTheQueue() {
+        int head = driver.add(writable(0x10000, 64));
+        assertTrue(f.queue.pop(f.chain));
+        driver.publish(head);
+        assertBroken(QueueFault.HEAD_IN_FLIGHT);
+    }
+
+    @Test
+    void aHeadRepublishedAfterCompletionIsServedAgain() {
+        int head = driver.add(writable(0x10000, 64));
+        assertTrue(f.queue.pop(f.chain));
+        f.queue.addUsed(f.chain);
+        driver.publish(head);
+        assertTrue(f.queue.pop(f.chain));
+        assertEquals(head, f.chain.head());
+    }
+
+    // --- class 7: head out of range -----------------------------------------------------------------------
+
+    @ParameterizedTest
+    @ValueSource(ints = {SIZE, SIZE + 1, 0xFFFF})
+    void aHeadOutOfRangeBreaksTheQueue(int head) {
+        driver.publish(head);
+        assertBroken(QueueFault.HEAD_OUT_OF_RANGE);
+    }
+
+    @Test
+    void completingAHeadThatIsNotInFlightIsRefusedBeforeTheRingIsTouched() {
+        int usedBefore = f.queue.usedIndexInRing();
+        assertThrows(IllegalStateException.class, () -> f.queue.addUsed(3, 0));
+        assertThrows(IllegalStateException.class, () -> f.queue.addUsed(SIZE, 0));
+        assertEquals(usedBefore, f.queue.usedIndexInRing());
+        assertNull(driver.pollUsed());
+    }
+
+    // --- class 8: sizes ------------------------------------------------------------------------------------
+
+    @ParameterizedTest
+    @ValueSource(ints = {0, 3, 6, 65535, 65536, -8, 16})
+    void aSizeThatIsNotAPowerOfTwoUpToTheMaximumIsRefused(int size) {
+        f.queue.stop();
+        assertThrows(QueueConfigException.class, () -> f.queue.setSize(size));
+        assertEquals(SIZE, f.queue.size());
+    }
+
+    @Test
+    void theSizeCannotChangeWhileTheQueueRuns() {
+        assertThrows(QueueConfigException.class, () -> f.queue.setSize(4));
+        assertThrows(QueueConfigException.class, () -> f.queue.setAddresses(0x1000, 0x2000, 0x3000));
+    }
+
+    @Test
+    void aConstructorMaximumThatIsNotAValidSizeIsRefused() {
+        assertThrows(IllegalArgumentException.class, () -> new SplitQueue("q", 0));
+        assertThrows(IllegalArgumentException.class, () -> new SplitQueue("q", 65536));
+        assertThrows(IllegalArgumentException.class, () -> new SplitQueue("q", 100));
+    }
+
+    @Test
+    void misalignedRingsAreRefused() {
+        SplitQueue q = new SplitQueue("q", SIZE);
+        assertThrows(QueueConfigException.class, () -> q.setAddresses(0x1008, 0x2000, 0x3000));
+        assertThrows(QueueConfigException.class, () -> q.setAddresses(0x1000, 0x2001, 0x3000));
+        assertThrows(QueueConfigException.class, () -> q.setAddresses(0x1000, 0x2000, 0x3002));
+    }
+
+    @Test
+    void ringsOutsideMemoryAreRefusedAtActivation() throws Exception {
+        SplitQueue q = new SplitQueue("q", SIZE);
+        q.setSize(SIZE);
+        q.setAddresses(QueueFixture.MEMORY_SIZE - 64, 0x2000, 0x3000);
+        assertThrows(QueueConfigException.class, () -> q.activate(f.memory));
+        assertFalse(q.isReady());
+        q.setAddresses(0x1000, 0x2000, -8L & ~3L);
+        assertThrows(QueueConfigException.class, () -> q.activate(f.memory));
+        q.setAddresses(0xFFFF_FFFF_FFFF_FF00L, 0x2000, 0x3000);
+        assertThrows(QueueConfigException.class, () -> q.activate(f.memory));
+    }
+
+    @Test
+    void aMemoryChangeThatLeavesTheRingsOutsideBreaksTheQueue() {
+        try (GuestMemory small = GuestMemory.allocate(0, 0x1000)) {
+            f.queue.remap(small);
+            assertEquals(QueueFault.RINGS_OUT_OF_RANGE, f.queue.fault());
+            assertFalse(f.queue.pop(f.chain));
+        }
+    }
+
+    // --- class 9: reset forgets everything ----------------------------------------------------------------
+
+    @Test
+    void afterAResetNothingIsServedUntilTheQueueIsConfiguredAgain() throws Exception {
+        driver.add(readable(0x10000, 4));
+        driver.setAvailIdx(SIZE + 3);
+        assertFalse(f.queue.pop(f.chain));
+        assertTrue(f.queue.isBroken());
+
+        f.queue.reset();
+        assertFalse(f.queue.isBroken());
+        assertFalse(f.queue.isReady());
+        assertFalse(f.queue.pop(f.chain), "a reset queue walks no stale chains");
+        assertEquals(new QueueState(0, 0, false), f.queue.state());
+        assertEquals(SIZE, f.queue.size());
+
+        try (GuestMemory fresh = GuestMemory.allocate(0, QueueFixture.MEMORY_SIZE)) {
+            DriverQueue d = DriverQueue.layout(fresh, 4, 0x2000);
+            d.configure(f.queue);
+            f.queue.activate(fresh);
+            int head = d.add(writable(0x10000, 4));
+            assertTrue(f.queue.pop(f.chain));
+            assertEquals(head, f.chain.head());
+        }
+    }
+
+    @Test
+    void aRestoredStateResumesWhereTheDeviceStopped() throws Exception {
+        driver.add(writable(0x10000, 4));
+        driver.add(writable(0x10100, 4));
+        assertTrue(f.queue.pop(f.chain));
+        f.queue.addUsed(f.chain);
+        QueueState saved = f.queue.state();
+        assertEquals(new QueueState(1, 1, false), saved);
+
+        f.queue.reset();
+        driver.configure(f.queue);
+        f.queue.restore(saved);
+        f.queue.activate(f.memory);
+        assertTrue(f.queue.pop(f.chain));
+        assertEquals(1, f.chain.head());
+    }
+
+    @Test
+    void aRestoredStateFarFromTheRingIsCaughtAtTheNextPop() throws Exception {
+        driver.add(writable(0x10000, 4));
+        f.queue.stop();
+        f.queue.restore(new QueueState(0x8000, 0, false));
+        f.queue.activate(f.memory);
+        assertBroken(QueueFault.AVAIL_INDEX_RUNAWAY);
+    }
+
+    @Test
+    void queueStateRefusesIndicesWiderThan16Bits() {
+        assertThrows(IllegalArgumentException.class, () -> new QueueState(0x10000, 0, false));
+        assertThrows(IllegalArgumentException.class, () -> new QueueState(0, -1, false));
+    }
+
+    @Test
+    void aHeadFromAPreviousBackEndCanBeResubmitted() {
+        driver.prepare(writable(0x10000, 4));
+        assertTrue(f.queue.popHead(0, f.chain));
+        assertTrue(f.chain.isValid());
+        assertEquals(1, f.queue.inFlightCount());
+        assertFalse(f.queue.popHead(0, f.chain), "already in flight");
+        assertFalse(f.queue.popHead(SIZE, f.chain), "out of range");
+        f.queue.addUsed(f.chain);
+        assertEquals(0, f.queue.inFlightCount());
+    }
+}
