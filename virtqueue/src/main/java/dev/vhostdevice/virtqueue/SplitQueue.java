@@ -196,8 +196,9 @@ public final class SplitQueue {
             throw new QueueConfigException(name + ": rings outside guest memory: desc 0x%x, avail 0x%x, used 0x%x (size %d)"
                     .formatted(descAddress, availAddress, usedAddress, size));
         }
-        if ((a.address() & 1) != 0 || (u.address() & 3) != 0) {
-            // Acquire/release need the host address aligned; a region not page-aligned in the host breaks that.
+        if (a.maxByteAlignment() < VirtioRing.AVAIL_RING_ALIGN || u.maxByteAlignment() < VirtioRing.USED_RING_ALIGN) {
+            // Acquire/release need the host address aligned too: a region whose host address is not aligned
+            // like its guest address (or a byte[] heap segment) cannot hold rings.
             throw new QueueConfigException(name + ": rings misaligned in host memory");
         }
         memory = guestMemory;

@@ -173,6 +173,25 @@ class QueueFaultTest {
     }
 
     @Test
+    void ringsInMemoryWhoseHostAddressIsMisalignedAreRefused() throws Exception {
+        try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+            // Guest 0x0 sits at host address base+1: guest alignment no longer implies host alignment.
+            var shifted = arena.allocate(0x10001, 4096).asSlice(1);
+            GuestMemory odd = GuestMemory.of(new dev.vhostdevice.virtqueue.memory.GuestRegion(0, 0x10000, shifted));
+            SplitQueue q = new SplitQueue("q", SIZE);
+            q.setAddresses(0x1000, 0x2000, 0x3000);
+            assertThrows(QueueConfigException.class, () -> q.activate(odd));
+            GuestMemory bytes = GuestMemory.of(new dev.vhostdevice.virtqueue.memory.GuestRegion(0, 0x10000,
+                    java.lang.foreign.MemorySegment.ofArray(new byte[0x10000])));
+            assertThrows(QueueConfigException.class, () -> q.activate(bytes), "byte[] memory has alignment 1");
+            GuestMemory longs = GuestMemory.of(new dev.vhostdevice.virtqueue.memory.GuestRegion(0, 0x10000,
+                    java.lang.foreign.MemorySegment.ofArray(new long[0x2000])));
+            q.activate(longs);
+            assertTrue(q.isReady(), "long[] heap memory is 8-aligned and can hold rings");
+        }
+    }
+
+    @Test
     void aMemoryChangeThatLeavesTheRingsOutsideBreaksTheQueue() {
         try (GuestMemory small = GuestMemory.allocate(0, 0x1000)) {
             f.queue.remap(small);

@@ -60,6 +60,23 @@ class SplitQueueRoundTripTest {
     }
 
     @Test
+    void heapBackedGuestMemoryServesTheSameWay() throws Exception {
+        try (GuestMemory heap = GuestMemory.builder().heap(0, 1 << 16).build()) {
+            DriverQueue d = DriverQueue.layout(heap, 8, 0x1000);
+            SplitQueue q = new SplitQueue("heap", 8);
+            d.configure(q);
+            q.activate(heap);
+            d.write(0x8000, new byte[] {1, 2, 3, 4});
+            int head = d.add(readable(0x8000, 4), writable(0x9000, 4));
+            assertTrue(q.pop(chain));
+            chain.writer().writeInt(chain.reader().readInt() + 1);
+            q.addUsed(chain);
+            assertEquals(new DriverQueue.Used(head, 4), d.pollUsed());
+            assertArrayEquals(new byte[] {2, 2, 3, 4}, d.read(0x9000, 4));
+        }
+    }
+
+    @Test
     void anIndirectChainAtAnOddAddressIsWalked() {
         int head = driver.addIndirect(0x7001, readable(0x10000, 3), readable(0x10003, 5), writable(0x20000, 16));
 

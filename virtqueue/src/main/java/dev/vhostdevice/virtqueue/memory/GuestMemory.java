@@ -193,6 +193,18 @@ public final class GuestMemory implements AutoCloseable {
         }
 
         /**
+         * A region on the Java heap (a {@code long[]}, so it is 8-aligned and can hold rings), freed by the GC.
+         * For tests and for VMMs that keep guest RAM on the heap; {@code size} must be a multiple of 8.
+         */
+        public Builder heap(long guestAddress, int size) {
+            if (size <= 0 || size % Long.BYTES != 0) {
+                throw new IllegalArgumentException("heap region size must be a positive multiple of 8: " + size);
+            }
+            regions.add(new GuestRegion(guestAddress, size, MemorySegment.ofArray(new long[size / Long.BYTES])));
+            return this;
+        }
+
+        /**
          * A region mapped from {@code size} bytes of {@code fd} at {@code fileOffset}. The file must be at least
          * {@code fileOffset + size} bytes long: touching a mapping past the end of its file raises SIGBUS, which
          * the JVM reports late and outside any try block, so it is refused here instead.
