@@ -1,0 +1,183 @@
+package dev.vhostdevice.vhostuser.device;
+
+import dev.vhostdevice.virtqueue.Chain;
+import dev.vhostdevice.virtqueue.SplitQueue;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A device's view of one virtqueue: pop chains, complete them, and let the runner notify the driver once per
+ * batch. Wraps a {@link SplitQueue} (reachable through {@link #splitQueue()} for anything else) and adds the
+ * bookkeeping every runner needs: inflight tracking for reconnects, completing what a failing device left
+ * behind, and the drain loop ({@link #service}). Allocates nothing per request.
+ *
+ * <p>Used on one thread at a time (the worker that owns the queue).
+ */
+public final class DeviceQueue {
+    private static final Logger LOG = LoggerFactory.getLogger(DeviceQueue.class);
+
+    private final int index;
+    private final SplitQueue queue;
+    private final QueueNotifier notifier;
+    private InflightTracker inflight;
+    /** Heads popped during the current {@link #service} call and not completed yet. */
+    private final int[] poppedThisCall;
+    private int poppedCount;
+    private int popsThisRound;
+    private boolean inService;
+    private boolean reportedBroken;
+
+    public DeviceQueue(int index, SplitQueue queue, QueueNotifier notifier) {
+        this.index = index;
+        this.queue = queue;
+        this.notifier = notifier;
+        this.poppedThisCall = new int[queue.maxSize()];
+    }
+
+    public int index() {
+        return index;
+    }
+
+    /** The underlying queue, for what this wrapper does not cover (state, sizes). */
+    public SplitQueue splitQueue() {
+        return queue;
+    }
+
+    /** Engine-facing: tracks in-flight heads in a shared inflight region (null for none). */
+    public void setInflightTracker(InflightTracker tracker) {
+        this.inflight = tracker;
+    }
+
+    public boolean isReady() {
+        return queue.isReady();
+    }
+
+    /**
+     * Pops the next chain (first any a previous back-end left in flight, then new ones). False when there is
+     * none, the queue is stopped, or it broke. A chain with a fault must be completed too (0 bytes).
+     */
+    public boolean pop(Chain chain) {
+        boolean got = false;
+        if (inflight != null) {
+            int head;
+            while (!got && (head = inflight.nextResubmit()) >= 0) {
+                got = queue.popHead(head, chain);
+            }
+        }
+        if (!got && !queue.pop(chain)) {
+            return false;
+        }
+        if (inflight != null) {
+            inflight.popped(chain.head());
+        }
+        if (inService && poppedCount < poppedThisCall.length) {
+            poppedThisCall[poppedCount++] = chain.head();
+        }
+        popsThisRound++;
+        return true;
+    }
+
+    /** Completes {@code chain} with the bytes its writer wrote (0 for a refused chain). */
+    public void complete(Chain chain) {
+        if (inflight != null) {
+            inflight.completing(chain.head());
+        }
+        queue.addUsed(chain);
+        afterComplete(chain.head());
+    }
+
+    /** Completes {@code head} with {@code bytesWritten}. */
+    public void complete(int head, int bytesWritten) {
+        if (inflight != null) {
+            inflight.completing(head);
+        }
+        queue.addUsed(head, bytesWritten);
+        afterComplete(head);
+    }
+
+    private void afterComplete(int head) {
+        if (inflight != null) {
+            inflight.completed(head, queue.nextUsed());
+        }
+        for (int i = poppedCount - 1; i >= 0; i--) {
+            if (poppedThisCall[i] == head) {
+                poppedThisCall[i] = poppedThisCall[--poppedCount];
+                break;
+            }
+        }
+    }
+
+    /**
+     * Notifies the driver if it asked for it since the last decision. Runners call this after each device
+     * callback; a device completing chains from a host-fd callback gets it for free.
+     */
+    public void notifyIfNeeded() {
+        if (queue.isReady() && queue.needsNotification()) {
+            notifier.notifyUsed(index);
+        }
+    }
+
+    /**
+     * Runs the device over the available chains: disable notifications, drain, re-enable and re-check (the
+     * lost-wakeup race) while the device makes progress; then one notification for the batch. A device
+     * exception completes the chains it popped in this call with 0 bytes and is logged.
+     */
+    public void service(VirtioDevice device) {
+        if (!queue.isReady()) {
+            return;
+        }
+        inService = true;
+        poppedCount = 0;
+        try {
+            boolean again;
+            do {
+                popsThisRound = 0;
+                queue.disableNotification();
+                device.handleQueue(this);
+                again = queue.isReady() && queue.enableNotification() && popsThisRound > 0;
+            } while (again);
+        } catch (RuntimeException e) {
+            LOG.error("queue {}: device failed, completing {} popped chain(s) with 0 bytes: {}", index, poppedCount,
+                    e.toString(), e);
+            completeAbandoned();
+            if (queue.isReady()) {
+                queue.enableNotification();
+            }
+        } finally {
+            inService = false;
+            poppedCount = 0;
+        }
+        afterCallback();
+    }
+
+    /** After any device callback: one notification if wanted, and a broken queue reported once. */
+    public void afterCallback() {
+        notifyIfNeeded();
+        if (queue.isBroken() && !reportedBroken) {
+            reportedBroken = true;
+            notifier.queueBroken(index, queue.fault());
+        }
+    }
+
+    /** After a queue reset: a new break is reported again. */
+    public void clearBrokenReport() {
+        reportedBroken = false;
+    }
+
+    private void completeAbandoned() {
+        while (poppedCount > 0) {
+            int head = poppedThisCall[poppedCount - 1];
+            try {
+                complete(head, 0);
+            } catch (RuntimeException e) {
+                poppedCount--; // already completed or queue stopped: nothing more to do for it
+                LOG.warn("queue {}: could not complete abandoned head {}: {}", index, head, e.toString());
+            }
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "DeviceQueue[" + index + ", " + queue + "]";
+    }
+}

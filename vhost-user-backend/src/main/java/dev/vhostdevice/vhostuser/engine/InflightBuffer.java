@@ -1,0 +1,72 @@
+package dev.vhostdevice.vhostuser.engine;
+
+import dev.vhostdevice.vhostuser.protocol.Payload;
+import dev.vhostdevice.vhostuser.protocol.ProtocolException;
+import dev.vhostdevice.virtqueue.VirtioRing;
+import dev.vhostdevice.virtqueue.memory.ErrnoException;
+import dev.vhostdevice.virtqueue.memory.GuestMemory;
+import dev.vhostdevice.virtqueue.memory.MemoryMapper;
+import java.lang.foreign.MemorySegment;
+
+/**
+ * The shared inflight buffer from SET_INFLIGHT_FD: one {@link InflightQueueRegion} per queue, back to back.
+ * The front-end keeps the fd across back-end restarts, so what one back-end records the next one resubmits.
+ */
+final class InflightBuffer implements AutoCloseable {
+    private final GuestMemory mapping;
+    private final int queues;
+    private final int queueSize;
+
+    private InflightBuffer(GuestMemory mapping, int queues, int queueSize) {
+        this.mapping = mapping;
+        this.queues = queues;
+        this.queueSize = queueSize;
+    }
+
+    static long sizeFor(Payload.Inflight request) {
+        return request.numQueues() * InflightQueueRegion.stride(request.queueSize());
+    }
+
+    private static void validate(Payload.Inflight request) throws ProtocolException {
+        if (request.numQueues() <= 0 || !VirtioRing.isValidSize(request.queueSize())) {
+            throw ProtocolException.invalid("inflight buffer for " + request.numQueues() + " queues of "
+                    + request.queueSize() + " entries");
+        }
+    }
+
+    /** GET_INFLIGHT_FD: a zero-filled memory file for the front-end to keep. */
+    static int create(MemoryMapper mapper, Payload.Inflight request) throws ProtocolException, ErrnoException {
+        validate(request);
+        return mapper.createMemoryFile("vhost-user-inflight", sizeFor(request));
+    }
+
+    /** SET_INFLIGHT_FD: maps the front-end's buffer (checked against the file's size). */
+    static InflightBuffer map(MemoryMapper mapper, Payload.Inflight request, int fd)
+            throws ProtocolException, ErrnoException {
+        validate(request);
+        if (Long.compareUnsigned(request.mmapSize(), sizeFor(request)) < 0) {
+            throw ProtocolException.invalid("inflight buffer of " + request.mmapSize() + " bytes, need " + sizeFor(request));
+        }
+        try {
+            GuestMemory mapping = GuestMemory.builder(mapper).mapFile(0, request.mmapSize(), fd, request.mmapOffset()).build();
+            return new InflightBuffer(mapping, request.numQueues(), request.queueSize());
+        } catch (IllegalArgumentException e) {
+            throw ProtocolException.invalid("inflight buffer: " + e.getMessage());
+        }
+    }
+
+    /** The region of queue {@code index} for a ring of {@code size}, or null if the buffer does not cover it. */
+    InflightQueueRegion queue(int index, int size) {
+        if (index >= queues || size != queueSize) {
+            return null;
+        }
+        long stride = InflightQueueRegion.stride(queueSize);
+        MemorySegment all = mapping.region(0).segment();
+        return new InflightQueueRegion(all.asSlice(index * stride, stride), size);
+    }
+
+    @Override
+    public void close() {
+        mapping.close();
+    }
+}

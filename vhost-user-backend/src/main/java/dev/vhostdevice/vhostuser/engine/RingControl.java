@@ -1,0 +1,509 @@
+package dev.vhostdevice.vhostuser.engine;
+
+import static dev.vhostdevice.vhostuser.protocol.VirtioFeatures.VHOST_F_LOG_ALL;
+import static dev.vhostdevice.vhostuser.protocol.VirtioFeatures.VHOST_USER_F_PROTOCOL_FEATURES;
+import static dev.vhostdevice.vhostuser.protocol.VirtioFeatures.VIRTIO_RING_F_EVENT_IDX;
+import static dev.vhostdevice.vhostuser.protocol.VirtioFeatures.VIRTIO_RING_F_INDIRECT_DESC;
+
+import dev.vhostdevice.vhostuser.device.VirtioDevice;
+import dev.vhostdevice.vhostuser.protocol.FrontendRequest;
+import dev.vhostdevice.vhostuser.protocol.Payload;
+import dev.vhostdevice.vhostuser.protocol.ProtocolException;
+import dev.vhostdevice.vhostuser.protocol.VirtioFeatures;
+import dev.vhostdevice.vhostuser.sys.Linux;
+import dev.vhostdevice.vhostuser.sys.ReceivedFds;
+import dev.vhostdevice.virtqueue.DirtyLog;
+import dev.vhostdevice.virtqueue.QueueState;
+import dev.vhostdevice.virtqueue.VirtioRing;
+import dev.vhostdevice.virtqueue.memory.ErrnoException;
+import dev.vhostdevice.virtqueue.memory.GuestMemory;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The rings' lifecycle (vhost-user-protocol.md §4.1) and everything the worker does with them. Control
+ * requests arrive on the control thread and run on the worker through {@link Worker#call}; kicks and host-fd
+ * events arrive on the worker directly.
+ *
+ * <p>Rules kept here: a ring starts at SET_VRING_KICK and stops at GET_VRING_BASE; started and enabled are
+ * independent; without PROTOCOL_FEATURES rings are enabled at SET_FEATURES, with it they wait for
+ * SET_VRING_ENABLE; enabling (or starting an enabled ring) re-scans the ring, because QEMU kicks before it
+ * enables.
+ */
+final class RingControl implements Worker.Events {
+    private static final Logger LOG = LoggerFactory.getLogger(RingControl.class);
+    private static final ValueLayout.OfShort U16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    private final VhostUserSession session;
+    private final Linux linux;
+    private final VirtioDevice device;
+    private final MemoryControl memory;
+    private Worker worker;
+    private Vring[] vrings;
+    private DirtyLogArea log;
+    private int logFd = -1;
+    private InflightBuffer inflight;
+
+    RingControl(VhostUserSession session) {
+        this.session = session;
+        this.linux = session.linux();
+        this.device = session.device();
+        this.memory = new MemoryControl(new FdRegionMapper(session.mapper()), this);
+    }
+
+    void attach(Worker w, Vring[] rings) {
+        this.worker = w;
+        this.vrings = rings;
+    }
+
+    Worker worker() {
+        return worker;
+    }
+
+    MemoryControl memory() {
+        return memory;
+    }
+
+    private Vring vring(int index) throws ProtocolException {
+        if (index < 0 || index >= vrings.length) {
+            throw ProtocolException.invalid("vring index " + Integer.toUnsignedString(index) + " out of range (device has "
+                    + vrings.length + " queues)");
+        }
+        return vrings[index];
+    }
+
+    // ------------------------------------------------------------------------------------ worker events
+
+    @Override
+    public void kick(int queueIndex) {
+        Vring v = vrings[queueIndex];
+        try {
+            linux.readEventfd(v.kickFd);
+        } catch (ErrnoException e) {
+            LOG.error("{}: queue {}: reading the kick fd failed: {}", session.name(), queueIndex, e.getMessage());
+        }
+        // A kick on a disabled ring is not lost: enabling re-scans the ring.
+        if (v.isRunning()) {
+            service(v);
+        }
+    }
+
+    @Override
+    public void hostFd(int token, int events) {
+        try {
+            device.handleHostFd(token, events);
+        } catch (RuntimeException e) {
+            LOG.error("{}: device failed handling host fd token {}: {}", session.name(), token, e.toString(), e);
+        }
+        for (Vring v : vrings) {
+            if (v.queue.isReady()) {
+                v.deviceQueue.afterCallback();
+            }
+        }
+        signalLog();
+    }
+
+    private void service(Vring v) {
+        v.deviceQueue.service(device);
+        signalLog();
+    }
+
+    private void signalLog() {
+        DirtyLogArea area = log;
+        if (area != null && area.takeDirtied() && logFd >= 0) {
+            try {
+                linux.writeEventfd(logFd, 1);
+            } catch (ErrnoException e) {
+                LOG.error("{}: signalling the log fd failed: {}", session.name(), e.getMessage());
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------------------------- ring requests
+
+    void setFeatures(long features) throws Exception {
+        long unknown = features & ~session.offeredFeatures;
+        if (unknown != 0) {
+            throw ProtocolException.invalid("acks features never offered: 0x" + Long.toHexString(unknown));
+        }
+        worker.call(() -> {
+            session.ackedFeatures = features;
+            boolean enableAll = !VirtioFeatures.has(features, VHOST_USER_F_PROTOCOL_FEATURES);
+            for (Vring v : vrings) {
+                // Applied here, not at SET_VRING_BASE: some front-ends never send that (rust-vmm #240).
+                v.queue.setEventIdx(VirtioFeatures.has(features, VIRTIO_RING_F_EVENT_IDX));
+                v.queue.setIndirectAllowed(VirtioFeatures.has(features, VIRTIO_RING_F_INDIRECT_DESC));
+            }
+            applyDirtyLog();
+            device.featuresAcked(features);
+            if (enableAll) {
+                for (Vring v : vrings) {
+                    enable(v, true);
+                }
+            }
+            return null;
+        });
+    }
+
+    void setNum(Payload.VringState state) throws Exception {
+        Vring v = vring(state.index());
+        worker.call(() -> {
+            v.queue.setSize(state.num());
+            return null;
+        });
+    }
+
+    void setBase(Payload.VringState state) throws Exception {
+        Vring v = vring(state.index());
+        if ((state.num() & ~0xFFFF) != 0) {
+            throw ProtocolException.invalid("vring " + state.index() + ": base 0x" + Integer.toHexString(state.num())
+                    + " has reserved bits set (packed rings are not offered)");
+        }
+        worker.call(() -> {
+            v.queue.restore(new QueueState(state.num(), v.queue.nextUsed(), v.queue.eventIdx()));
+            return null;
+        });
+    }
+
+    void setAddress(Payload.VringAddress address) throws Exception {
+        Vring v = vring(address.index());
+        if ((address.flags() & ~Payload.VringAddress.VHOST_VRING_F_LOG) != 0) {
+            throw ProtocolException.invalid("vring " + address.index() + ": unknown flags 0x"
+                    + Integer.toHexString(address.flags()));
+        }
+        RegionTable table = memory.table();
+        if (table.isEmpty()) {
+            throw ProtocolException.invalid("vring " + address.index() + ": SET_VRING_ADDR before SET_MEM_TABLE");
+        }
+        worker.call(() -> {
+            int size = v.queue.size();
+            // Ring addresses are front-end user addresses: translate them through the region table.
+            long desc = table.userToGuest(address.descUserAddr(), VirtioRing.descTableBytes(size), "descriptor table");
+            long avail = table.userToGuest(address.availUserAddr(), VirtioRing.availRingBytes(size), "available ring");
+            long used = table.userToGuest(address.usedUserAddr(), VirtioRing.usedRingBytes(size), "used ring");
+            if (v.queue.isReady()) {
+                if (desc != v.queue.descAddress() || avail != v.queue.availAddress() || used != v.queue.usedAddress()) {
+                    throw ProtocolException.invalid("vring " + v.index + ": ring addresses changed while the ring runs");
+                }
+            } else {
+                v.queue.setAddresses(desc, avail, used);
+            }
+            v.addressesSet = true;
+            v.logUsed = address.logUsed();
+            v.logGuestAddr = address.logGuestAddr();
+            applyDirtyLog();
+            return null;
+        });
+    }
+
+    void setRingFd(FrontendRequest request, Payload.VringFd message, ReceivedFds fds) throws Exception {
+        Vring v = vring(message.index());
+        if (request == FrontendRequest.SET_VRING_KICK && message.noFd()) {
+            throw ProtocolException.invalid("vring " + v.index + ": polling mode (NOFD kick) is not supported");
+        }
+        int fd = message.noFd() ? -1 : fds.take(0);
+        worker.call(() -> {
+            switch (request) {
+                case SET_VRING_CALL -> {
+                    int old = v.callFd;
+                    v.callFd = fd;
+                    linux.close(old);
+                }
+                case SET_VRING_ERR -> {
+                    int old = v.errFd;
+                    v.errFd = fd;
+                    linux.close(old);
+                }
+                default -> installKick(v, fd);
+            }
+            return null;
+        });
+    }
+
+    /** SET_VRING_KICK: the new kick fd replaces the old, and the ring starts (spec: "start on kick"). */
+    private void installKick(Vring v, int fd) throws Exception {
+        if (v.kickFd >= 0) {
+            worker.unwatch(v.kickFd);
+            linux.close(v.kickFd);
+        }
+        v.kickFd = fd;
+        worker.watch(fd, Worker.KIND_KICK, v.index, Linux.EPOLLIN);
+        if (v.queue.isReady()) {
+            return;
+        }
+        GuestMemory mem = memory.table().memory();
+        if (memory.table().isEmpty() || !v.addressesSet) {
+            throw ProtocolException.invalid("vring " + v.index + ": SET_VRING_KICK before "
+                    + (memory.table().isEmpty() ? "SET_MEM_TABLE" : "SET_VRING_ADDR") + " (ring not started)");
+        }
+        MemorySegment usedIdx = mem.slice(v.queue.usedAddress() + VirtioRing.USED_IDX, 2);
+        if (usedIdx == null) {
+            throw ProtocolException.invalid("vring " + v.index + ": used ring outside guest memory");
+        }
+        // next_used comes from the ring itself (a rebooted guest zeroed it: rust-vmm #180).
+        int used = Short.toUnsignedInt(usedIdx.get(U16, 0));
+        int nextAvail = v.queue.nextAvail();
+        v.inflight = inflight == null ? null : inflight.queue(v.index, v.queue.size());
+        if (v.inflight != null) {
+            int inFlight = v.inflight.prepare(used);
+            nextAvail = (used + inFlight) & 0xFFFF;
+            if (inFlight > 0) {
+                LOG.info("{}: queue {}: resubmitting {} request(s) left in flight", session.name(), v.index, inFlight);
+            }
+        }
+        v.queue.restore(new QueueState(nextAvail, used, v.queue.eventIdx()));
+        v.deviceQueue.setInflightTracker(v.inflight);
+        v.queue.activate(mem);
+        v.started = true;
+        applyDirtyLog();
+        if (v.enabled) {
+            service(v);
+        }
+    }
+
+    void setEnable(Payload.VringState state) throws Exception {
+        Vring v = vring(state.index());
+        if (state.num() != 0 && state.num() != 1) {
+            throw ProtocolException.invalid("vring " + v.index + ": enable value " + state.num() + " is not 0 or 1");
+        }
+        worker.call(() -> {
+            enable(v, state.num() == 1);
+            return null;
+        });
+    }
+
+    private void enable(Vring v, boolean on) {
+        v.enabled = on;
+        // QEMU kicks before it enables: re-scan so that kick is not lost (rust-vmm #247).
+        if (on && v.isRunning()) {
+            service(v);
+        }
+    }
+
+    /**
+     * GET_VRING_BASE: lets the device complete what it holds, waits for in-flight chains, stops the ring and
+     * returns the next available index.
+     */
+    int stopForBase(int index) throws Exception {
+        Vring v = vring(index);
+        long deadline = System.nanoTime() + VhostUserSession.STOP_DRAIN_MILLIS * 1_000_000;
+        while (true) {
+            int inFlight = worker.call(() -> {
+                if (!v.queue.isReady()) {
+                    return 0;
+                }
+                device.queueStopping(v.deviceQueue);
+                v.deviceQueue.afterCallback();
+                return v.queue.inFlightCount();
+            });
+            if (inFlight == 0) {
+                break;
+            }
+            if (System.nanoTime() > deadline) {
+                LOG.error("{}: queue {}: {} request(s) still in flight after {} ms; stopping anyway", session.name(),
+                        index, inFlight, VhostUserSession.STOP_DRAIN_MILLIS);
+                break;
+            }
+            Thread.sleep(1);
+        }
+        return worker.call(() -> {
+            stopRing(v, true);
+            return v.queue.nextAvail();
+        });
+    }
+
+    /** Stops a ring without forgetting its position; closes its kick fd (and call fd when asked). */
+    private void stopRing(Vring v, boolean closeCall) {
+        if (v.kickFd >= 0) {
+            worker.unwatch(v.kickFd);
+            linux.close(v.kickFd);
+            v.kickFd = -1;
+        }
+        if (closeCall) {
+            int old = v.callFd;
+            v.callFd = -1;
+            linux.close(old);
+        }
+        v.queue.stop();
+        v.started = false;
+        v.deviceQueue.setInflightTracker(null);
+        v.inflight = null;
+    }
+
+    boolean anyStarted() throws Exception {
+        return worker.call(() -> {
+            for (Vring v : vrings) {
+                if (v.started) {
+                    return true;
+                }
+            }
+            return false;
+        });
+    }
+
+    /** RESET_OWNER (disable only) or disconnect (everything, fds included). */
+    void stopAll(boolean disconnect) throws Exception {
+        worker.call(() -> {
+            for (Vring v : vrings) {
+                if (v.queue.isReady()) {
+                    try {
+                        device.queueStopping(v.deviceQueue);
+                    } catch (RuntimeException e) {
+                        LOG.error("{}: queue {}: device failed while stopping: {}", session.name(), v.index, e.toString());
+                    }
+                }
+                stopRing(v, disconnect);
+                v.enabled = false;
+            }
+            return null;
+        });
+    }
+
+    /** RESET_DEVICE / SET_STATUS 0: rings stopped and reset, features forgotten, device reset. */
+    void resetDevice() throws Exception {
+        stopAll(false);
+        worker.call(() -> {
+            for (Vring v : vrings) {
+                v.queue.reset();
+                v.addressesSet = false;
+                v.deviceQueue.clearBrokenReport();
+            }
+            session.ackedFeatures = 0;
+            session.status.set(0);
+            device.reset();
+            return null;
+        });
+    }
+
+    /** The worker installed a new memory table. */
+    void memoryChanged(GuestMemory mem) {
+        for (Vring v : vrings) {
+            v.queue.remap(mem); // no-op for a stopped ring; breaks a ring left outside the new table
+        }
+        device.memoryChanged(mem);
+        for (Vring v : vrings) {
+            v.deviceQueue.afterCallback();
+        }
+    }
+
+    // --------------------------------------------------------------------------------------- config
+
+    byte[] readConfig(Payload.Config config) throws Exception {
+        checkConfigRange(config);
+        byte[] data = new byte[config.size()];
+        worker.call(() -> {
+            device.readConfig(config.offset(), data);
+            return null;
+        });
+        return data;
+    }
+
+    void writeConfig(Payload.Config config) throws Exception {
+        checkConfigRange(config);
+        if (config.flags() != 0 && config.flags() != Payload.Config.VHOST_SET_CONFIG_TYPE_MIGRATION) {
+            throw ProtocolException.invalid("SET_CONFIG flags 0x" + Integer.toHexString(config.flags()));
+        }
+        boolean migration = config.flags() == Payload.Config.VHOST_SET_CONFIG_TYPE_MIGRATION;
+        boolean accepted = worker.call(() -> device.writeConfig(config.offset(), config.data(), migration));
+        if (!accepted) {
+            throw ProtocolException.invalid("device refused the config write at " + config.offset() + " (+"
+                    + config.size() + ")");
+        }
+    }
+
+    private void checkConfigRange(Payload.Config config) throws ProtocolException {
+        long end = Integer.toUnsignedLong(config.offset()) + config.size();
+        if (end > device.configSize()) {
+            throw ProtocolException.invalid("config range " + Integer.toUnsignedString(config.offset()) + "+"
+                    + config.size() + " exceeds the config space of " + device.configSize() + " bytes");
+        }
+    }
+
+    // ------------------------------------------------------------------------------------- logging, inflight
+
+    void setLogBase(Payload.LogArea area, int fd) throws Exception {
+        if (area.mmapSize() <= 0 || (area.mmapOffset() & 7) != 0 || area.mmapOffset() < 0) {
+            throw ProtocolException.invalid("log area of 0x" + Long.toHexString(area.mmapSize()) + " bytes at offset 0x"
+                    + Long.toHexString(area.mmapOffset()));
+        }
+        GuestMemory mapping;
+        try {
+            mapping = GuestMemory.builder(session.mapper()).mapFile(0, area.mmapSize(), fd, area.mmapOffset()).build();
+        } catch (IllegalArgumentException e) {
+            throw ProtocolException.invalid("log area: " + e.getMessage());
+        }
+        DirtyLogArea next = new DirtyLogArea(mapping);
+        DirtyLogArea old = worker.call(() -> {
+            DirtyLogArea previous = log;
+            log = next;
+            applyDirtyLog();
+            return previous;
+        });
+        if (old != null) {
+            old.close();
+        }
+    }
+
+    void setLogFd(int fd) throws Exception {
+        worker.call(() -> {
+            int old = logFd;
+            logFd = fd;
+            linux.close(old);
+            return null;
+        });
+    }
+
+    /** On the worker: queues log their writes while LOG_ALL is acked and a log is mapped. */
+    private void applyDirtyLog() {
+        DirtyLogArea area = log;
+        boolean on = area != null && VirtioFeatures.has(session.ackedFeatures, VHOST_F_LOG_ALL);
+        for (Vring v : vrings) {
+            v.queue.setDirtyLog(on ? queueLog(v, area) : null);
+        }
+    }
+
+    /** Used-ring writes go to log_guest_addr (and only with VHOST_VRING_F_LOG); buffer writes by their GPA. */
+    private static DirtyLog queueLog(Vring v, DirtyLogArea area) {
+        long usedStart = v.queue.usedAddress();
+        long usedBytes = VirtioRing.usedRingBytes(v.queue.size());
+        boolean logUsed = v.logUsed;
+        long logGuestAddr = v.logGuestAddr;
+        return (gpa, length) -> {
+            long offset = gpa - usedStart;
+            if (offset >= 0 && offset < usedBytes) {
+                if (logUsed) {
+                    area.mark(logGuestAddr + offset, length);
+                }
+            } else {
+                area.mark(gpa, length);
+            }
+        };
+    }
+
+    void setInflight(InflightBuffer buffer) throws Exception {
+        worker.call(() -> {
+            inflight = buffer;
+            return null;
+        });
+    }
+
+    /** At disconnect, after the worker stopped: every fd and mapping this class holds. */
+    void releaseAll() {
+        for (Vring v : vrings) {
+            linux.close(v.kickFd);
+            linux.close(v.callFd);
+            linux.close(v.errFd);
+            v.kickFd = v.callFd = v.errFd = -1;
+        }
+        linux.close(logFd);
+        logFd = -1;
+        if (log != null) {
+            log.close();
+            log = null;
+        }
+        memory.releaseAll();
+    }
+}

@@ -1,0 +1,183 @@
+package dev.vhostdevice.vhostuser.engine;
+
+import dev.vhostdevice.vhostuser.sys.EpollEvents;
+import dev.vhostdevice.vhostuser.sys.Linux;
+import dev.vhostdevice.virtqueue.memory.ErrnoException;
+import java.lang.foreign.Arena;
+import java.util.concurrent.Callable;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.FutureTask;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A device's worker: one platform thread in a native epoll loop over the queues' kick eventfds, the device's
+ * host fds and its own wake-up eventfd. Everything that touches queues runs here: kicks, device callbacks,
+ * and the control thread's changes, which it hands over with {@link #call} (the quiesce handshake: when the
+ * task runs, the worker is between device callbacks and holds no chain of an old memory mapping).
+ */
+final class Worker implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(Worker.class);
+
+    static final int KIND_WAKE = 0;
+    static final int KIND_KICK = 1;
+    static final int KIND_HOST = 2;
+    /** A control task waits this long for a device callback to return before the request fails. */
+    static final long CALL_TIMEOUT_MILLIS = 10_000;
+
+    /** What the worker dispatches to. */
+    interface Events {
+        void kick(int queueIndex);
+
+        void hostFd(int token, int events);
+    }
+
+    private final Linux linux;
+    private final String name;
+    private final Events events;
+    private final int epollFd;
+    private final int wakeFd;
+    private final ConcurrentLinkedQueue<FutureTask<?>> tasks = new ConcurrentLinkedQueue<>();
+    private final Thread thread;
+    private volatile boolean running = true;
+
+    Worker(Linux linux, String name, Events events) throws ErrnoException {
+        this.linux = linux;
+        this.name = name;
+        this.events = events;
+        this.epollFd = linux.epollCreate();
+        int wake;
+        try {
+            wake = linux.eventfd();
+            linux.epollAdd(epollFd, wake, Linux.EPOLLIN, token(KIND_WAKE, 0));
+        } catch (ErrnoException e) {
+            linux.close(epollFd);
+            throw e;
+        }
+        this.wakeFd = wake;
+        this.thread = Thread.ofPlatform().name(name).daemon(true).unstarted(this::loop);
+    }
+
+    static long token(int kind, int value) {
+        return ((long) kind << 32) | (value & 0xFFFF_FFFFL);
+    }
+
+    void start() {
+        thread.start();
+    }
+
+    boolean isWorkerThread() {
+        return Thread.currentThread() == thread;
+    }
+
+    void watch(int fd, int kind, int value, int eventMask) throws ErrnoException {
+        linux.epollAdd(epollFd, fd, eventMask, token(kind, value));
+    }
+
+    void unwatch(int fd) {
+        try {
+            linux.epollDelete(epollFd, fd);
+        } catch (ErrnoException e) {
+            LOG.debug("{}: epoll_ctl DEL of fd {}: {}", name, fd, e.getMessage());
+        }
+    }
+
+    /**
+     * Runs {@code task} on the worker between device callbacks and returns its result. On the worker itself it
+     * runs directly. A worker stuck longer than {@link #CALL_TIMEOUT_MILLIS} in a device callback fails the call.
+     */
+    <T> T call(Callable<T> task) throws Exception {
+        if (isWorkerThread() || !thread.isAlive()) {
+            return task.call();
+        }
+        FutureTask<T> future = new FutureTask<>(task);
+        tasks.add(future);
+        linux.writeEventfd(wakeFd, 1);
+        try {
+            return future.get(CALL_TIMEOUT_MILLIS, TimeUnit.MILLISECONDS);
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof Exception cause) {
+                throw cause;
+            }
+            throw e;
+        } catch (TimeoutException e) {
+            future.cancel(false);
+            throw new TimeoutException(name + ": worker busy for more than " + CALL_TIMEOUT_MILLIS + " ms");
+        }
+    }
+
+    private void loop() {
+        try (Arena arena = Arena.ofConfined()) {
+            EpollEvents ready = new EpollEvents(64, arena);
+            while (running) {
+                int n;
+                try {
+                    n = linux.epollWait(epollFd, ready, -1);
+                } catch (ErrnoException e) {
+                    LOG.error("{}: epoll_wait failed, worker stops: {}", name, e.getMessage());
+                    break;
+                }
+                for (int i = 0; i < n && running; i++) {
+                    dispatch(ready.data(i), ready.events(i));
+                }
+            }
+        } finally {
+            // Whoever still waits gets the task run here rather than a hang.
+            runTasks();
+        }
+    }
+
+    private void dispatch(long data, int readyEvents) {
+        int kind = (int) (data >>> 32);
+        int value = (int) data;
+        try {
+            switch (kind) {
+                case KIND_WAKE -> {
+                    linux.readEventfd(wakeFd);
+                    runTasks();
+                }
+                case KIND_KICK -> events.kick(value);
+                case KIND_HOST -> events.hostFd(value, readyEvents);
+                default -> LOG.error("{}: unknown epoll token 0x{}", name, Long.toHexString(data));
+            }
+        } catch (Exception | AssertionError e) {
+            // One failing event never ends the worker.
+            LOG.error("{}: error handling {} event {}: {}", name, kind == KIND_KICK ? "kick of queue" : "event",
+                    value, e.toString(), e);
+        }
+    }
+
+    private void runTasks() {
+        FutureTask<?> task;
+        while ((task = tasks.poll()) != null) {
+            task.run();
+        }
+    }
+
+    /** Stops the loop and joins the thread; closes the worker's own fds (not the watched ones). */
+    @Override
+    public void close() {
+        running = false;
+        if (thread.isAlive()) {
+            try {
+                linux.writeEventfd(wakeFd, 1);
+            } catch (ErrnoException e) {
+                LOG.error("{}: cannot wake worker: {}", name, e.getMessage());
+            }
+            try {
+                thread.join(CALL_TIMEOUT_MILLIS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            if (thread.isAlive()) {
+                LOG.error("{}: worker did not stop within {} ms (device callback stuck)", name, CALL_TIMEOUT_MILLIS);
+                return; // leave its fds: closing them under a running thread could hit reused numbers
+            }
+        }
+        linux.close(wakeFd);
+        linux.close(epollFd);
+    }
+}

@@ -1,0 +1,160 @@
+package dev.vhostdevice.vhostuser.server;
+
+import dev.vhostdevice.vhostuser.device.DeviceFactory;
+import dev.vhostdevice.vhostuser.device.VirtioDevice;
+import dev.vhostdevice.vhostuser.engine.FdRegionMapper;
+import dev.vhostdevice.vhostuser.engine.VhostUserSession;
+import dev.vhostdevice.vhostuser.sys.Linux;
+import dev.vhostdevice.virtqueue.memory.ErrnoException;
+import dev.vhostdevice.virtqueue.memory.MemoryMapper;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Serves one vhost-user socket: listens on a path (replacing a stale socket file), accepts one front-end at a
+ * time and runs it with a fresh device from the factory; when the front-end goes, accepts the next (QEMU
+ * reconnect). {@link #close()} ends the current connection, stops listening and removes the socket file.
+ *
+ * <p>In-process use (tests): {@code try (var server = VhostUserServer.start(path, MyDevice::new)) { ... }}.
+ */
+public final class VhostUserServer implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(VhostUserServer.class);
+
+    private final Path path;
+    private final DeviceFactory factory;
+    private final Linux linux;
+    private final MemoryMapper mapper;
+    private final int listenFd;
+    private final Thread thread;
+    private final AtomicInteger connections = new AtomicInteger();
+    private volatile VhostUserSession current;
+    private volatile boolean closing;
+
+    private VhostUserServer(Path path, DeviceFactory factory, Linux linux, MemoryMapper mapper) throws IOException {
+        this.path = path;
+        this.factory = factory;
+        this.linux = linux;
+        this.mapper = mapper;
+        removeStaleSocket(path);
+        this.listenFd = linux.listenUnix(path, 1);
+        this.thread = Thread.ofPlatform().name("vhost-user " + path.getFileName()).unstarted(this::acceptLoop);
+    }
+
+    /** Listens on {@code path} and serves front-ends there until closed. */
+    public static VhostUserServer start(Path path, DeviceFactory factory) throws IOException {
+        return start(path, factory, Linux.system(), MemoryMapper.system());
+    }
+
+    /** Same, over substitute native seams. */
+    public static VhostUserServer start(Path path, DeviceFactory factory, Linux linux, MemoryMapper mapper)
+            throws IOException {
+        VhostUserServer server = new VhostUserServer(path, factory, linux, mapper);
+        server.thread.start();
+        return server;
+    }
+
+    private static void removeStaleSocket(Path path) throws IOException {
+        if (Files.exists(path, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+            if (Files.isDirectory(path) || Files.isRegularFile(path, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+                throw new IOException(path + " exists and is not a socket");
+            }
+            Files.delete(path);
+            LOG.info("removed stale socket {}", path);
+        }
+    }
+
+    public Path socketPath() {
+        return path;
+    }
+
+    /** Front-end connections accepted so far (a finished one counts). */
+    public int connectionsServed() {
+        return connections.get();
+    }
+
+    /** Whether a front-end is connected right now. */
+    public boolean isConnected() {
+        return current != null;
+    }
+
+    private void acceptLoop() {
+        while (!closing) {
+            int socket;
+            try {
+                socket = linux.accept(listenFd);
+            } catch (ErrnoException e) {
+                if (!closing) {
+                    LOG.error("{}: accept failed, server stops: {}", path, e.getMessage());
+                }
+                return;
+            }
+            connections.incrementAndGet();
+            serve(socket);
+        }
+    }
+
+    private void serve(int socket) {
+        String name = path.getFileName() + "#" + connections.get();
+        VirtioDevice device;
+        try {
+            device = factory.create();
+        } catch (Exception e) {
+            LOG.error("{}: cannot create the device, connection refused: {}", name, e.toString());
+            linux.close(socket);
+            return;
+        }
+        VhostUserSession session;
+        try {
+            session = new VhostUserSession(linux, mapper, new FdRegionMapper(mapper), device, socket, name);
+        } catch (ErrnoException | RuntimeException e) {
+            LOG.error("{}: cannot start the session: {}", name, e.toString());
+            linux.close(socket);
+            return;
+        }
+        current = session;
+        if (closing) {
+            session.stop();
+        }
+        try {
+            session.run();
+        } catch (RuntimeException | Error e) {
+            // Never let one connection end the server.
+            LOG.error("{}: session failed: {}", name, e.toString(), e);
+            session.close();
+        } finally {
+            current = null;
+        }
+    }
+
+    /** Ends the current connection, stops listening and removes the socket file. */
+    @Override
+    public void close() {
+        if (closing) {
+            return;
+        }
+        closing = true;
+        VhostUserSession session = current;
+        if (session != null) {
+            session.stop();
+        }
+        linux.shutdown(listenFd);
+        try {
+            thread.join(15_000);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        if (thread.isAlive()) {
+            LOG.error("{}: server thread did not stop", path);
+        }
+        linux.close(listenFd);
+        try {
+            Files.deleteIfExists(path);
+        } catch (IOException e) {
+            LOG.warn("cannot remove {}: {}", path, e.getMessage());
+        }
+    }
+}

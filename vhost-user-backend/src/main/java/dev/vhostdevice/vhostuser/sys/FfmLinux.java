@@ -1,0 +1,494 @@
+package dev.vhostdevice.vhostuser.sys;
+
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_BYTE;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+import static java.lang.foreign.ValueLayout.JAVA_SHORT;
+
+import dev.vhostdevice.virtqueue.memory.Errno;
+import dev.vhostdevice.virtqueue.memory.ErrnoException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemoryLayout;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.StructLayout;
+import java.lang.invoke.MethodHandle;
+import java.lang.invoke.VarHandle;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+
+/**
+ * {@link Linux} over glibc through java.lang.foreign. ABI values and struct layouts: java-platform.md §11
+ * (LP64 Linux; epoll_event packed on x86_64 only).
+ *
+ * <p>Each thread gets its own scratch segments (msghdr, iovec, control buffer, errno state), so calls from
+ * different threads never share native memory and the steady state allocates nothing.
+ */
+final class FfmLinux implements Linux {
+    static final FfmLinux INSTANCE = new FfmLinux();
+
+    private static final int AF_UNIX = 1;
+    private static final int SOCK_STREAM = 1;
+    private static final int SOCK_CLOEXEC = 0x80000;
+    private static final int SOL_SOCKET = 1;
+    private static final int SCM_RIGHTS = 1;
+    private static final int MSG_CTRUNC = 0x8;
+    private static final int MSG_NOSIGNAL = 0x4000;
+    private static final int MSG_CMSG_CLOEXEC = 0x40000000;
+    private static final int SHUT_RDWR = 2;
+    private static final int EFD_NONBLOCK = 0x800;
+    private static final int EFD_CLOEXEC = 0x80000;
+    private static final int EPOLL_CLOEXEC = 0x80000;
+    private static final int EPOLL_CTL_ADD = 1;
+    private static final int EPOLL_CTL_DEL = 2;
+    private static final int F_GETFL = 3;
+    private static final int F_SETFL = 4;
+    private static final int O_NONBLOCK = 0x800;
+
+    private static final long SOCKADDR_UN_SIZE = 110;
+    private static final int SUN_PATH_MAX = 108;
+    private static final long MSGHDR_SIZE = 56;
+    private static final long CMSG_HEADER = 16;
+    private static final long CONTROL_SIZE = CMSG_HEADER + 4L * ReceivedFds.CAPACITY;
+
+    private static final Linker LINKER = Linker.nativeLinker();
+    private static final StructLayout CALL_STATE = Linker.Option.captureStateLayout();
+    private static final VarHandle ERRNO = CALL_STATE.varHandle(MemoryLayout.PathElement.groupElement("errno"));
+    private static final Linker.Option CAPTURE_ERRNO = Linker.Option.captureCallState("errno");
+
+    private static final MethodHandle SOCKET = downcall("socket", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT));
+    private static final MethodHandle BIND = downcall("bind", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT));
+    private static final MethodHandle CONNECT = downcall("connect", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT));
+    private static final MethodHandle LISTEN = downcall("listen", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
+    private static final MethodHandle ACCEPT4 =
+            downcall("accept4", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT));
+    private static final MethodHandle SOCKETPAIR =
+            downcall("socketpair", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS));
+    private static final MethodHandle SHUTDOWN = downcall("shutdown", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
+    private static final MethodHandle RECVMSG = downcall("recvmsg", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT));
+    private static final MethodHandle SENDMSG = downcall("sendmsg", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT));
+    private static final MethodHandle EVENTFD = downcall("eventfd", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
+    private static final MethodHandle READ = downcall("read", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG));
+    private static final MethodHandle WRITE = downcall("write", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG));
+    private static final MethodHandle FCNTL_GET = downcall("fcntl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
+    private static final MethodHandle FCNTL_SET = LINKER.downcallHandle(find("fcntl"),
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT), CAPTURE_ERRNO, Linker.Option.firstVariadicArg(2));
+    private static final MethodHandle EPOLL_CREATE1 = downcall("epoll_create1", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+    private static final MethodHandle EPOLL_CTL =
+            downcall("epoll_ctl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS));
+    private static final MethodHandle EPOLL_WAIT =
+            downcall("epoll_wait", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT));
+    private static final MethodHandle CLOSE =
+            LINKER.downcallHandle(find("close"), FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+
+    /** Per-thread native scratch memory; lives as long as the thread (automatic arena). */
+    private static final class Scratch {
+        final MemorySegment state = Arena.ofAuto().allocate(CALL_STATE);
+        final MemorySegment msghdr = Arena.ofAuto().allocate(MSGHDR_SIZE, 8);
+        final MemorySegment iovec = Arena.ofAuto().allocate(16, 8);
+        final MemorySegment control = Arena.ofAuto().allocate(CONTROL_SIZE, 8);
+        final MemorySegment sockaddr = Arena.ofAuto().allocate(SOCKADDR_UN_SIZE, 8);
+        final MemorySegment value = Arena.ofAuto().allocate(16, 8);
+    }
+
+    private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
+
+    private FfmLinux() {
+    }
+
+    private static MemorySegment find(String name) {
+        return LINKER.defaultLookup().find(name).orElseThrow(() -> new UnsatisfiedLinkError(name));
+    }
+
+    private static MethodHandle downcall(String name, FunctionDescriptor descriptor) {
+        return LINKER.downcallHandle(find(name), descriptor, CAPTURE_ERRNO);
+    }
+
+    private static int errno(MemorySegment state) {
+        return (int) ERRNO.get(state, 0L);
+    }
+
+    private static AssertionError downcallFailed(String call, Throwable t) {
+        return new AssertionError(call + " downcall", t);
+    }
+
+    private static void fillAddress(MemorySegment sockaddr, Path path) throws ErrnoException {
+        byte[] bytes = path.toString().getBytes(StandardCharsets.UTF_8);
+        if (bytes.length >= SUN_PATH_MAX) {
+            throw new ErrnoException("socket path longer than 107 bytes: " + path, Errno.EINVAL);
+        }
+        sockaddr.fill((byte) 0);
+        sockaddr.set(JAVA_SHORT, 0, (short) AF_UNIX);
+        MemorySegment.copy(bytes, 0, sockaddr, JAVA_BYTE, 2, bytes.length);
+    }
+
+    @Override
+    public int listenUnix(Path path, int backlog) throws ErrnoException {
+        Scratch s = SCRATCH.get();
+        fillAddress(s.sockaddr, path);
+        int fd;
+        try {
+            fd = (int) SOCKET.invokeExact(s.state, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            if (fd < 0) {
+                throw new ErrnoException("socket", errno(s.state));
+            }
+            if ((int) BIND.invokeExact(s.state, fd, s.sockaddr, (int) SOCKADDR_UN_SIZE) != 0) {
+                int err = errno(s.state);
+                close(fd);
+                throw new ErrnoException("bind " + path, err);
+            }
+            if ((int) LISTEN.invokeExact(s.state, fd, backlog) != 0) {
+                int err = errno(s.state);
+                close(fd);
+                throw new ErrnoException("listen", err);
+            }
+            return fd;
+        } catch (ErrnoException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw downcallFailed("listen", t);
+        }
+    }
+
+    @Override
+    public int accept(int listenFd) throws ErrnoException {
+        Scratch s = SCRATCH.get();
+        try {
+            while (true) {
+                int fd = (int) ACCEPT4.invokeExact(s.state, listenFd, MemorySegment.NULL, MemorySegment.NULL, SOCK_CLOEXEC);
+                if (fd >= 0) {
+                    return fd;
+                }
+                int err = errno(s.state);
+                if (err != Errno.EINTR) {
+                    throw new ErrnoException("accept4", err);
+                }
+            }
+        } catch (ErrnoException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw downcallFailed("accept4", t);
+        }
+    }
+
+    @Override
+    public int connectUnix(Path path) throws ErrnoException {
+        Scratch s = SCRATCH.get();
+        fillAddress(s.sockaddr, path);
+        try {
+            int fd = (int) SOCKET.invokeExact(s.state, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            if (fd < 0) {
+                throw new ErrnoException("socket", errno(s.state));
+            }
+            if ((int) CONNECT.invokeExact(s.state, fd, s.sockaddr, (int) SOCKADDR_UN_SIZE) != 0) {
+                int err = errno(s.state);
+                close(fd);
+                throw new ErrnoException("connect " + path, err);
+            }
+            return fd;
+        } catch (ErrnoException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw downcallFailed("connect", t);
+        }
+    }
+
+    @Override
+    public int[] socketPair() throws ErrnoException {
+        Scratch s = SCRATCH.get();
+        try {
+            if ((int) SOCKETPAIR.invokeExact(s.state, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s.value) != 0) {
+                throw new ErrnoException("socketpair", errno(s.state));
+            }
+            return new int[] {s.value.get(JAVA_INT, 0), s.value.get(JAVA_INT, 4)};
+        } catch (ErrnoException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw downcallFailed("socketpair", t);
+        }
+    }
+
+    @Override
+    public void shutdown(int fd) {
+        Scratch s = SCRATCH.get();
+        try {
+            int ignored = (int) SHUTDOWN.invokeExact(s.state, fd, SHUT_RDWR);
+        } catch (Throwable t) {
+            throw downcallFailed("shutdown", t);
+        }
+    }
+
+    private static void prepareMessage(Scratch s, MemorySegment buffer, int length, long controlLength) {
+        s.iovec.set(ADDRESS, 0, buffer);
+        s.iovec.set(JAVA_LONG, 8, length);
+        s.msghdr.fill((byte) 0);
+        s.msghdr.set(ADDRESS, 16, s.iovec);
+        s.msghdr.set(JAVA_LONG, 24, 1L);
+        if (controlLength > 0) {
+            s.msghdr.set(ADDRESS, 32, s.control);
+            s.msghdr.set(JAVA_LONG, 40, controlLength);
+        }
+    }
+
+    @Override
+    public int receive(int socket, MemorySegment buffer, int length, ReceivedFds fds) throws ErrnoException {
+        Scratch s = SCRATCH.get();
+        fds.clear();
+        try {
+            long n;
+            while (true) {
+                prepareMessage(s, buffer, length, CONTROL_SIZE);
+                s.control.fill((byte) 0);
+                n = (long) RECVMSG.invokeExact(s.state, socket, s.msghdr, MSG_CMSG_CLOEXEC);
+                if (n >= 0) {
+                    break;
+                }
+                int err = errno(s.state);
+                if (err != Errno.EINTR) {
+                    throw new ErrnoException("recvmsg", err);
+                }
+            }
+            collectFds(s, fds);
+            if ((s.msghdr.get(JAVA_INT, 48) & MSG_CTRUNC) != 0) {
+                fds.closeAll(this);
+                throw new ErrnoException("recvmsg (MSG_CTRUNC: more fds than fit, message refused)", Errno.EINVAL);
+            }
+            return (int) n;
+        } catch (ErrnoException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw downcallFailed("recvmsg", t);
+        }
+    }
+
+    private static void collectFds(Scratch s, ReceivedFds fds) {
+        long controlLength = s.msghdr.get(JAVA_LONG, 40);
+        long offset = 0;
+        while (offset + CMSG_HEADER <= controlLength) {
+            long cmsgLength = s.control.get(JAVA_LONG, offset);
+            if (cmsgLength < CMSG_HEADER || offset + cmsgLength > controlLength) {
+                break;
+            }
+            int level = s.control.get(JAVA_INT, offset + 8);
+            int type = s.control.get(JAVA_INT, offset + 12);
+            if (level == SOL_SOCKET && type == SCM_RIGHTS) {
+                long count = (cmsgLength - CMSG_HEADER) / 4;
+                for (long i = 0; i < count && fds.count() < ReceivedFds.CAPACITY; i++) {
+                    fds.add(s.control.get(JAVA_INT, offset + CMSG_HEADER + 4 * i));
+                }
+            }
+            offset += (cmsgLength + 7) & ~7L;
+        }
+    }
+
+    @Override
+    public int send(int socket, MemorySegment buffer, int length, int[] fds, int fdCount) throws ErrnoException {
+        if (fdCount > ReceivedFds.CAPACITY) {
+            throw new ErrnoException("sendmsg (too many fds)", Errno.EINVAL);
+        }
+        Scratch s = SCRATCH.get();
+        try {
+            while (true) {
+                long controlLength = 0;
+                if (fdCount > 0) {
+                    controlLength = (CMSG_HEADER + 4L * fdCount + 7) & ~7L;
+                    s.control.fill((byte) 0);
+                    s.control.set(JAVA_LONG, 0, CMSG_HEADER + 4L * fdCount);
+                    s.control.set(JAVA_INT, 8, SOL_SOCKET);
+                    s.control.set(JAVA_INT, 12, SCM_RIGHTS);
+                    for (int i = 0; i < fdCount; i++) {
+                        s.control.set(JAVA_INT, CMSG_HEADER + 4L * i, fds[i]);
+                    }
+                }
+                prepareMessage(s, buffer, length, controlLength);
+                long n = (long) SENDMSG.invokeExact(s.state, socket, s.msghdr, MSG_NOSIGNAL);
+                if (n >= 0) {
+                    return (int) n;
+                }
+                int err = errno(s.state);
+                if (err != Errno.EINTR) {
+                    throw new ErrnoException("sendmsg", err);
+                }
+            }
+        } catch (ErrnoException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw downcallFailed("sendmsg", t);
+        }
+    }
+
+    @Override
+    public int eventfd() throws ErrnoException {
+        Scratch s = SCRATCH.get();
+        try {
+            int fd = (int) EVENTFD.invokeExact(s.state, 0, EFD_NONBLOCK | EFD_CLOEXEC);
+            if (fd < 0) {
+                throw new ErrnoException("eventfd", errno(s.state));
+            }
+            return fd;
+        } catch (ErrnoException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw downcallFailed("eventfd", t);
+        }
+    }
+
+    @Override
+    public long readEventfd(int fd) throws ErrnoException {
+        Scratch s = SCRATCH.get();
+        long n = read(fd, s.value, 8);
+        return n == 8 ? s.value.get(JAVA_LONG, 0) : 0;
+    }
+
+    @Override
+    public void writeEventfd(int fd, long value) throws ErrnoException {
+        Scratch s = SCRATCH.get();
+        s.value.set(JAVA_LONG, 8, value);
+        // EAGAIN means the counter is saturated: the reader will wake anyway.
+        write(fd, s.value.asSlice(8, 8), 8);
+    }
+
+    @Override
+    public long read(int fd, MemorySegment buffer, long length) throws ErrnoException {
+        Scratch s = SCRATCH.get();
+        try {
+            while (true) {
+                long n = (long) READ.invokeExact(s.state, fd, buffer, length);
+                if (n >= 0) {
+                    return n;
+                }
+                int err = errno(s.state);
+                if (err == Errno.EAGAIN) {
+                    return -1;
+                }
+                if (err != Errno.EINTR) {
+                    throw new ErrnoException("read", err);
+                }
+            }
+        } catch (ErrnoException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw downcallFailed("read", t);
+        }
+    }
+
+    @Override
+    public long write(int fd, MemorySegment buffer, long length) throws ErrnoException {
+        Scratch s = SCRATCH.get();
+        try {
+            while (true) {
+                long n = (long) WRITE.invokeExact(s.state, fd, buffer, length);
+                if (n >= 0) {
+                    return n;
+                }
+                int err = errno(s.state);
+                if (err == Errno.EAGAIN) {
+                    return -1;
+                }
+                if (err != Errno.EINTR) {
+                    throw new ErrnoException("write", err);
+                }
+            }
+        } catch (ErrnoException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw downcallFailed("write", t);
+        }
+    }
+
+    @Override
+    public void setBlocking(int fd) throws ErrnoException {
+        Scratch s = SCRATCH.get();
+        try {
+            int flags = (int) FCNTL_GET.invokeExact(s.state, fd, F_GETFL);
+            if (flags < 0) {
+                throw new ErrnoException("fcntl(F_GETFL)", errno(s.state));
+            }
+            if ((int) FCNTL_SET.invokeExact(s.state, fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
+                throw new ErrnoException("fcntl(F_SETFL)", errno(s.state));
+            }
+        } catch (ErrnoException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw downcallFailed("fcntl", t);
+        }
+    }
+
+    @Override
+    public int epollCreate() throws ErrnoException {
+        Scratch s = SCRATCH.get();
+        try {
+            int fd = (int) EPOLL_CREATE1.invokeExact(s.state, EPOLL_CLOEXEC);
+            if (fd < 0) {
+                throw new ErrnoException("epoll_create1", errno(s.state));
+            }
+            return fd;
+        } catch (ErrnoException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw downcallFailed("epoll_create1", t);
+        }
+    }
+
+    @Override
+    public void epollAdd(int epollFd, int fd, int events, long data) throws ErrnoException {
+        Scratch s = SCRATCH.get();
+        s.value.set(JAVA_INT, 0, events);
+        s.value.set(JAVA_LONG_UNALIGNED_AT_DATA, EpollEvents.DATA_OFFSET, data);
+        epollCtl(s, epollFd, EPOLL_CTL_ADD, fd);
+    }
+
+    private static final java.lang.foreign.ValueLayout.OfLong JAVA_LONG_UNALIGNED_AT_DATA =
+            java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED;
+
+    @Override
+    public void epollDelete(int epollFd, int fd) throws ErrnoException {
+        epollCtl(SCRATCH.get(), epollFd, EPOLL_CTL_DEL, fd);
+    }
+
+    private void epollCtl(Scratch s, int epollFd, int op, int fd) throws ErrnoException {
+        try {
+            if ((int) EPOLL_CTL.invokeExact(s.state, epollFd, op, fd, s.value) != 0) {
+                throw new ErrnoException("epoll_ctl", errno(s.state));
+            }
+        } catch (ErrnoException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw downcallFailed("epoll_ctl", t);
+        }
+    }
+
+    @Override
+    public int epollWait(int epollFd, EpollEvents events, int timeoutMillis) throws ErrnoException {
+        Scratch s = SCRATCH.get();
+        try {
+            int n = (int) EPOLL_WAIT.invokeExact(s.state, epollFd, events.segment(), events.capacity(), timeoutMillis);
+            if (n >= 0) {
+                return n;
+            }
+            int err = errno(s.state);
+            if (err == Errno.EINTR) {
+                return 0;
+            }
+            throw new ErrnoException("epoll_wait", err);
+        } catch (ErrnoException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw downcallFailed("epoll_wait", t);
+        }
+    }
+
+    @Override
+    public void close(int fd) {
+        if (fd < 0) {
+            return;
+        }
+        try {
+            int ignored = (int) CLOSE.invokeExact(fd);
+        } catch (Throwable t) {
+            throw downcallFailed("close", t);
+        }
+    }
+}
