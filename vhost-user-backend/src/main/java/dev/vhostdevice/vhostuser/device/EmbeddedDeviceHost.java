@@ -11,7 +11,7 @@ import java.util.Objects;
  *
  * <p>Like the vhost-user worker, the VMM must call into the host from one thread at a time.
  */
-public final class EmbeddedDeviceHost implements DeviceContext {
+public final class EmbeddedDeviceHost implements DeviceContext, AutoCloseable {
     /** How the VMM watches host fds for the device; null when the VMM offers none. */
     public interface FdWatcher {
         void watch(int fd, int events, int token);
@@ -62,6 +62,12 @@ public final class EmbeddedDeviceHost implements DeviceContext {
     /** The VMM replaced guest memory (queues already remapped by the VMM). */
     public void memoryChanged(GuestMemory memory) {
         device.memoryChanged(memory);
+    }
+
+    /** The VMM is done with the device: it releases its host resources. */
+    @Override
+    public void close() {
+        device.close();
     }
 
     public VirtioDevice device() {

@@ -89,6 +89,13 @@ public interface VirtioDevice {
     default void reset() {
     }
 
+    /**
+     * The device is discarded (its front-end disconnected, or the embedding VMM is done with it): release host
+     * resources such as timers and fds. No other callback runs during or after it.
+     */
+    default void close() {
+    }
+
     /** Whether the device can save and restore its state (offers DEVICE_STATE). */
     default boolean supportsState() {
         return false;

@@ -284,18 +284,22 @@ public final class VhostUserSession implements AutoCloseable {
             }
             case GET_INFLIGHT_FD -> {
                 Payload.Inflight asked = (Payload.Inflight) payload;
-                int fd = InflightBuffer.create(mapper, asked);
+                int fd = InflightBuffer.create(linux, asked);
                 try {
                     Payload.Inflight answer = new Payload.Inflight(InflightBuffer.sizeFor(asked), 0,
                             asked.numQueues(), asked.queueSize());
                     PayloadCodec.encodeInflight(channel.replyBody(), answer);
                     channel.reply(request.code(), PayloadCodec.INFLIGHT_SIZE, fd);
                 } finally {
-                    mapper.close(fd);
+                    linux.close(fd);
                 }
                 return true;
             }
             case SET_INFLIGHT_FD -> {
+                if (rings.anyStarted()) {
+                    // Started rings hold regions of the current buffer; QEMU sends this before any ring starts.
+                    throw ProtocolException.invalid("SET_INFLIGHT_FD while rings run");
+                }
                 InflightBuffer next = InflightBuffer.map(mapper, (Payload.Inflight) payload, fds.peek(0));
                 InflightBuffer old = inflight;
                 inflight = next;
@@ -380,7 +384,7 @@ public final class VhostUserSession implements AutoCloseable {
     void configChanged() {
         BackendChannel b = backend;
         if (b != null && protocolAcked(BACKEND_REQ) && protocolAcked(CONFIG)) {
-            b.send(BackendRequest.BACKEND_CONFIG_CHANGE_MSG);
+            b.send(BackendRequest.BACKEND_CONFIG_CHANGE_MSG, protocolAcked(REPLY_ACK));
         } else {
             LOG.debug("{}: config change not sent (no back-end channel with CONFIG)", name);
         }
@@ -402,6 +406,7 @@ public final class VhostUserSession implements AutoCloseable {
             LOG.error("{}: stopping rings: {}", name, e.toString());
         }
         worker.close();
+        closeDevice();
         rings.releaseAll();
         if (inflight != null) {
             inflight.close();
@@ -414,6 +419,15 @@ public final class VhostUserSession implements AutoCloseable {
             LOG.warn("{}: a device state transfer is still running at disconnect", name);
         }
         channel.close();
+    }
+
+    /** After the worker stopped, so no device callback can run concurrently. */
+    private void closeDevice() {
+        try {
+            device.close();
+        } catch (RuntimeException e) {
+            LOG.error("{}: closing the device: {}", name, e.toString(), e);
+        }
     }
 
     /** Where queue events go: the call eventfd, and DEVICE_NEEDS_RESET for a broken ring. */

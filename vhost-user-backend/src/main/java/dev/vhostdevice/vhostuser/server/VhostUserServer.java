@@ -112,6 +112,7 @@ public final class VhostUserServer implements AutoCloseable {
             session = new VhostUserSession(linux, mapper, new FdRegionMapper(mapper), device, socket, name);
         } catch (ErrnoException | RuntimeException e) {
             LOG.error("{}: cannot start the session: {}", name, e.toString());
+            device.close();
             linux.close(socket);
             return;
         }

@@ -40,12 +40,19 @@ final class FfmLinux implements Linux {
     private static final int SHUT_RDWR = 2;
     private static final int EFD_NONBLOCK = 0x800;
     private static final int EFD_CLOEXEC = 0x80000;
+    private static final int CLOCK_MONOTONIC = 1;
+    private static final int TFD_NONBLOCK = 0x800;
+    private static final int TFD_CLOEXEC = 0x80000;
     private static final int EPOLL_CLOEXEC = 0x80000;
     private static final int EPOLL_CTL_ADD = 1;
     private static final int EPOLL_CTL_DEL = 2;
     private static final int F_GETFL = 3;
     private static final int F_SETFL = 4;
     private static final int O_NONBLOCK = 0x800;
+    private static final int MFD_CLOEXEC = 0x1;
+    private static final int MFD_ALLOW_SEALING = 0x2;
+    private static final int F_ADD_SEALS = 1033;
+    private static final int F_GET_SEALS = 1034;
 
     private static final long SOCKADDR_UN_SIZE = 110;
     private static final int SUN_PATH_MAX = 108;
@@ -70,11 +77,19 @@ final class FfmLinux implements Linux {
     private static final MethodHandle RECVMSG = downcall("recvmsg", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT));
     private static final MethodHandle SENDMSG = downcall("sendmsg", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT));
     private static final MethodHandle EVENTFD = downcall("eventfd", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
+    private static final MethodHandle TIMERFD_CREATE =
+            downcall("timerfd_create", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
+    private static final MethodHandle TIMERFD_SETTIME =
+            downcall("timerfd_settime", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS));
     private static final MethodHandle READ = downcall("read", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG));
     private static final MethodHandle WRITE = downcall("write", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG));
     private static final MethodHandle FCNTL_GET = downcall("fcntl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
     private static final MethodHandle FCNTL_SET = LINKER.downcallHandle(find("fcntl"),
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT), CAPTURE_ERRNO, Linker.Option.firstVariadicArg(2));
+    private static final MethodHandle MEMFD_CREATE =
+            downcall("memfd_create", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
+    private static final MethodHandle FTRUNCATE = downcall("ftruncate", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG));
+    private static final MethodHandle POLL = downcall("poll", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT));
     private static final MethodHandle EPOLL_CREATE1 = downcall("epoll_create1", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
     private static final MethodHandle EPOLL_CTL =
             downcall("epoll_ctl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS));
@@ -91,6 +106,8 @@ final class FfmLinux implements Linux {
         final MemorySegment control = Arena.ofAuto().allocate(CONTROL_SIZE, 8);
         final MemorySegment sockaddr = Arena.ofAuto().allocate(SOCKADDR_UN_SIZE, 8);
         final MemorySegment value = Arena.ofAuto().allocate(16, 8);
+        /** The eventfd value written; its own segment so the data path slices nothing (allocates nothing). */
+        final MemorySegment counter = Arena.ofAuto().allocate(8, 8);
     }
 
     private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
@@ -336,6 +353,42 @@ final class FfmLinux implements Linux {
     }
 
     @Override
+    public int timerfd() throws ErrnoException {
+        Scratch s = SCRATCH.get();
+        try {
+            int fd = (int) TIMERFD_CREATE.invokeExact(s.state, CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+            if (fd < 0) {
+                throw new ErrnoException("timerfd_create", errno(s.state));
+            }
+            return fd;
+        } catch (ErrnoException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw downcallFailed("timerfd_create", t);
+        }
+    }
+
+    @Override
+    public void armTimer(int timerFd, long delayNanos) throws ErrnoException {
+        long delay = Math.max(1, delayNanos); // an all-zero it_value would disarm the timer instead
+        try (Arena call = Arena.ofConfined()) {
+            // struct itimerspec { timespec it_interval; timespec it_value; }, timespec = { s64 sec; s64 nsec }.
+            MemorySegment spec = call.allocate(32, 8);
+            spec.set(JAVA_LONG, 16, delay / 1_000_000_000L);
+            spec.set(JAVA_LONG, 24, delay % 1_000_000_000L);
+            Scratch s = SCRATCH.get();
+            int rc = (int) TIMERFD_SETTIME.invokeExact(s.state, timerFd, 0, spec, MemorySegment.NULL);
+            if (rc != 0) {
+                throw new ErrnoException("timerfd_settime", errno(s.state));
+            }
+        } catch (ErrnoException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw downcallFailed("timerfd_settime", t);
+        }
+    }
+
+    @Override
     public long readEventfd(int fd) throws ErrnoException {
         Scratch s = SCRATCH.get();
         long n = read(fd, s.value, 8);
@@ -345,9 +398,9 @@ final class FfmLinux implements Linux {
     @Override
     public void writeEventfd(int fd, long value) throws ErrnoException {
         Scratch s = SCRATCH.get();
-        s.value.set(JAVA_LONG, 8, value);
+        s.counter.set(JAVA_LONG, 0, value);
         // EAGAIN means the counter is saturated: the reader will wake anyway.
-        write(fd, s.value.asSlice(8, 8), 8);
+        write(fd, s.counter, 8);
     }
 
     @Override
@@ -413,6 +466,78 @@ final class FfmLinux implements Linux {
             throw e;
         } catch (Throwable t) {
             throw downcallFailed("fcntl", t);
+        }
+    }
+
+    @Override
+    public int createSealedMemoryFile(String name, long size) throws ErrnoException {
+        if (size <= 0) {
+            throw new ErrnoException("memfd_create " + name + " (size " + size + ")", Errno.EINVAL);
+        }
+        Scratch s = SCRATCH.get();
+        try (Arena call = Arena.ofConfined()) {
+            MemorySegment cName = call.allocateFrom(name);
+            int fd = (int) MEMFD_CREATE.invokeExact(s.state, cName, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+            if (fd < 0) {
+                throw new ErrnoException("memfd_create " + name, errno(s.state));
+            }
+            try {
+                if ((int) FTRUNCATE.invokeExact(s.state, fd, size) != 0) {
+                    throw new ErrnoException("ftruncate " + name + " to " + size, errno(s.state));
+                }
+                if ((int) FCNTL_SET.invokeExact(s.state, fd, F_ADD_SEALS, SEALS_FIXED_SIZE) != 0) {
+                    throw new ErrnoException("fcntl(F_ADD_SEALS) " + name, errno(s.state));
+                }
+            } catch (ErrnoException e) {
+                close(fd);
+                throw e;
+            }
+            return fd;
+        } catch (ErrnoException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw downcallFailed("memfd_create", t);
+        }
+    }
+
+    @Override
+    public int seals(int fd) throws ErrnoException {
+        Scratch s = SCRATCH.get();
+        try {
+            int seals = (int) FCNTL_GET.invokeExact(s.state, fd, F_GET_SEALS);
+            if (seals < 0) {
+                throw new ErrnoException("fcntl(F_GET_SEALS)", errno(s.state));
+            }
+            return seals;
+        } catch (ErrnoException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw downcallFailed("fcntl", t);
+        }
+    }
+
+    @Override
+    public boolean poll(int fd, int events, int timeoutMillis) throws ErrnoException {
+        Scratch s = SCRATCH.get();
+        // struct pollfd { int fd; short events; short revents; }
+        s.value.set(JAVA_INT, 0, fd);
+        s.value.set(JAVA_SHORT, 4, (short) events);
+        s.value.set(JAVA_SHORT, 6, (short) 0);
+        try {
+            while (true) {
+                int n = (int) POLL.invokeExact(s.state, s.value, 1L, timeoutMillis);
+                if (n >= 0) {
+                    return n > 0;
+                }
+                int err = errno(s.state);
+                if (err != Errno.EINTR) {
+                    throw new ErrnoException("poll", err);
+                }
+            }
+        } catch (ErrnoException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw downcallFailed("poll", t);
         }
     }
 

@@ -51,6 +51,12 @@ public interface Linux {
     /** Adds {@code value} to an eventfd counter. Allocates nothing. */
     void writeEventfd(int fd, long value) throws ErrnoException;
 
+    /** A monotonic-clock timerfd, non-blocking and close-on-exec; its expirations read like an eventfd. */
+    int timerfd() throws ErrnoException;
+
+    /** Arms {@code timerFd} to expire once, {@code delayNanos} (at least 1) from now; replaces any earlier arming. */
+    void armTimer(int timerFd, long delayNanos) throws ErrnoException;
+
     /** {@code read(2)}: bytes read, 0 at end of file; -1 on EAGAIN. */
     long read(int fd, MemorySegment buffer, long length) throws ErrnoException;
 
@@ -59,6 +65,25 @@ public interface Linux {
 
     /** Clears O_NONBLOCK on {@code fd} (for a device-state pipe the front-end may hand over non-blocking). */
     void setBlocking(int fd) throws ErrnoException;
+
+    /** Seals of a memory file that forbid growing, shrinking and further sealing (F_SEAL_GROW|SHRINK|SEAL). */
+    int SEALS_FIXED_SIZE = 0x4 | 0x2 | 0x1;
+
+    /**
+     * A zero-filled memory file of {@code size} bytes to share with the front-end (the inflight buffer):
+     * {@code memfd_create(MFD_CLOEXEC | MFD_ALLOW_SEALING)}, sized, then sealed with {@link #SEALS_FIXED_SIZE}
+     * so neither side can resize it under the other's mapping.
+     */
+    int createSealedMemoryFile(String name, long size) throws ErrnoException;
+
+    /** {@code fcntl(F_GET_SEALS)}: the seals on a memory file. */
+    int seals(int fd) throws ErrnoException;
+
+    /**
+     * {@code poll} for {@code events} (POLLIN = 1) on one fd: true if ready within {@code timeoutMillis}, false on
+     * timeout. EINTR retries with the full timeout.
+     */
+    boolean poll(int fd, int events, int timeoutMillis) throws ErrnoException;
 
     int epollCreate() throws ErrnoException;
 
