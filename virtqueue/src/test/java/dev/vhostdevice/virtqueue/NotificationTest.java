@@ -87,6 +87,20 @@ class NotificationTest {
     }
 
     @Test
+    void theDeviceAndTheDriverKitAgreeOnWhenAnInterruptIsWanted() throws Exception {
+        enableEventIdx();
+        driver.setEventIdx(true);
+        for (int usedEvent = 0; usedEvent < 6; usedEvent++) {
+            driver.setUsedEvent(usedEvent);
+            int before = driver.usedIdx();
+            driver.add(writable(0x10000, 4));
+            serveOne();
+            assertEquals(driver.interruptWanted(before), f.queue.needsNotification(), "used_event " + usedEvent);
+            driver.pollUsed();
+        }
+    }
+
+    @Test
     void aBatchIsOneDecision() throws Exception {
         enableEventIdx();
         driver.setUsedEvent(0);

@@ -234,6 +234,24 @@ public final class DriverQueue {
         return used;
     }
 
+    /**
+     * Whether the driver, as configured now, wants an interrupt for the used index moving from {@code oldUsedIdx}
+     * to the current one: with EVENT_IDX when it passed used_event, else unless NO_INTERRUPT is set. Tests
+     * compare it with the interrupts the device actually sent.
+     */
+    public boolean interruptWanted(int oldUsedIdx) {
+        int newUsedIdx = usedIdx();
+        if (newUsedIdx == oldUsedIdx) {
+            return false;
+        }
+        if (eventIdx) {
+            int usedEvent = Short.toUnsignedInt(segment(availAddress + AVAIL_RING + 2L * size, 2).get(U16, 0));
+            return VirtioRing.needEvent(usedEvent, newUsedIdx, oldUsedIdx);
+        }
+        int flags = Short.toUnsignedInt(segment(availAddress + AVAIL_FLAGS, 2).get(U16, 0));
+        return (flags & VIRTQ_AVAIL_F_NO_INTERRUPT) == 0;
+    }
+
     /** The used index the device published (acquire). */
     public int usedIdx() {
         return Short.toUnsignedInt((short) U16_ORDERED.getAcquire(segment(usedAddress + USED_IDX, 2), 0L));
