@@ -1,0 +1,134 @@
+package dev.vhostdevice.rng;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.vhostdevice.vhostuser.guest.DeviceProcess;
+import dev.vhostdevice.vhostuser.guest.GuestBench;
+import dev.vhostdevice.vhostuser.guest.GuestBench.Qemu;
+import dev.vhostdevice.vhostuser.guest.GuestResult;
+import java.nio.file.Path;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/**
+ * A real Linux guest under QEMU 7.2 and QEMU 10 reads /dev/hwrng through vhost-device-rng.jar, the way a user
+ * runs it. Each test boots one or more guests under TCG (about 5 s each).
+ */
+class RngGuestIT {
+    /** Reads N bytes of the current hwrng and reports count, seconds, rate and gzip size; fails if short. */
+    private static final String READ_HWRNG = """
+            read_hwrng() {
+              t0=$(cut -d' ' -f1 /proc/uptime)
+              head -c "$1" /dev/hwrng > /tmp/rng.bin
+              t1=$(cut -d' ' -f1 /proc/uptime)
+              bytes=$(wc -c < /tmp/rng.bin)
+              gz=$(gzip -c /tmp/rng.bin | wc -c)
+              awk -v p="$2" -v b="$bytes" -v g="$gz" -v a="$t0" -v z="$t1" 'BEGIN {
+                s = z - a; printf "%s_bytes=%d\\n%s_gzip=%d\\n%s_kibps=%.0f\\n", p, b, p, g, p, (s > 0 ? b / 1024 / s : 0) }'
+              [ "$bytes" -eq "$1" ]
+            }
+            """;
+
+    @TempDir
+    Path dir;
+
+    @ParameterizedTest
+    @EnumSource(Qemu.class)
+    void aGuestReadsAMebibyteOfRandomBytesThroughOurDeviceAndThroughQemusOwn(Qemu qemu) throws Exception {
+        Path socket = dir.resolve("rng.sock");
+        try (DeviceProcess backend = DeviceProcess.start(socket, "--socket-path", socket.toString())) {
+            // Explicit PCI slots: ours (0x10) is probed before QEMU's built-in device (0x11), so it is virtio_rng.0.
+            GuestResult result = GuestBench.guest(qemu)
+                    .qemuArgs("-chardev", "socket,id=vurng,path=" + socket,
+                            "-device", "vhost-user-rng-pci,chardev=vurng,addr=0x10",
+                            "-device", "virtio-rng-pci,addr=0x11")
+                    .command(READ_HWRNG + """
+                            echo "available=$(cat /sys/class/misc/hw_random/rng_available)"
+                            echo virtio_rng.0 > /sys/class/misc/hw_random/rng_current
+                            read_hwrng 1048576 ours || exit 1
+                            echo virtio_rng.1 > /sys/class/misc/hw_random/rng_current
+                            read_hwrng 1048576 builtin || exit 2
+                            """)
+                    .run();
+            assertEquals(0, result.status(), result.describe());
+            assertEquals("1048576", result.value("ours_bytes"), result.describe());
+            assertTrue(Long.parseLong(result.value("ours_gzip")) > 1_040_000,
+                    "random bytes do not compress: " + result.describe());
+            double ours = Double.parseDouble(result.value("ours_kibps"));
+            double builtin = Double.parseDouble(result.value("builtin_kibps"));
+            // A measurement, not an assertion: TCG timings vary with the machine's load.
+            System.out.printf("%s: hwrng read rate: vhost-device-rng %.0f KiB/s, QEMU virtio-rng-pci %.0f KiB/s,"
+                    + " ratio %.2f%n", qemu, ours, builtin, builtin > 0 ? ours / builtin : 0);
+            assertTrue(backend.isAlive(), backend.log());
+        }
+    }
+
+    @ParameterizedTest
+    @EnumSource(Qemu.class)
+    void theGuestDriverCanBeUnloadedAndLoadedAgain(Qemu qemu) throws Exception {
+        Path socket = dir.resolve("rng.sock");
+        try (DeviceProcess backend = DeviceProcess.start(socket, "--socket-path", socket.toString())) {
+            GuestResult result = GuestBench.guest(qemu)
+                    .vhostUser("rng", socket)
+                    .command(READ_HWRNG + """
+                            read_hwrng 65536 first || exit 1
+                            rmmod virtio_rng || exit 2
+                            modprobe virtio_rng || exit 3
+                            sleep 1
+                            read_hwrng 65536 again || exit 4
+                            """)
+                    .run();
+            assertEquals(0, result.status(), result.describe() + "\n--- back-end\n" + backend.log());
+            assertEquals("65536", result.value("again_bytes"), result.describe());
+        }
+    }
+
+    @ParameterizedTest
+    @EnumSource(Qemu.class)
+    void guestsBootedOneAfterAnotherAreServedByOneBackEnd(Qemu qemu) throws Exception {
+        Path socket = dir.resolve("rng.sock");
+        try (DeviceProcess backend = DeviceProcess.start(socket, "--socket-path", socket.toString())) {
+            for (int guest = 0; guest < 3; guest++) {
+                GuestResult result = GuestBench.guest(qemu)
+                        .vhostUser("rng", socket)
+                        .command(READ_HWRNG + "read_hwrng 65536 guest || exit 1\n")
+                        .run();
+                assertEquals(0, result.status(), "guest " + guest + ": " + result.describe() + "\n--- back-end\n"
+                        + backend.log());
+            }
+            assertTrue(backend.isAlive());
+        }
+    }
+
+    /**
+     * Reconnecting (QEMU's {@code reconnect=1}, {@code reconnect-ms} in QEMU 10) is not supported by the
+     * vhost-user-rng front-end of either QEMU on the bench: with reconnect the chardev connects asynchronously and
+     * the device's realize sends its first message before the connection exists. QEMU 7.2 then aborts on an
+     * assertion in its error path; QEMU 10.0.2 refuses to start. Pinned here (with a back-end listening), so the
+     * day a front-end gains reconnect support this test fails and the kill-and-restart test can be enabled for it.
+     * What our side needs for reconnects (a fresh device per connection, the next front-end accepted) is covered
+     * by {@link #guestsBootedOneAfterAnotherAreServedByOneBackEnd} and the engine's own tests.
+     */
+    @ParameterizedTest
+    @EnumSource(Qemu.class)
+    void neitherQemuCanReconnectItsVhostUserRng(Qemu qemu) throws Exception {
+        Path socket = dir.resolve("rng.sock");
+        try (DeviceProcess backend = DeviceProcess.start(socket, "--socket-path", socket.toString())) {
+            GuestResult result = GuestBench.guest(qemu)
+                    .vhostUser("rng", socket)
+                    .reconnect(1)
+                    .timeoutSeconds(60)
+                    .command("head -c 4096 /dev/hwrng | wc -c")
+                    .run();
+            assertEquals(125, result.status(), "QEMU started a reconnecting vhost-user-rng: " + result.describe());
+            String expected = qemu == Qemu.QEMU_7_2
+                    ? "error_setv: Assertion `*errp == NULL' failed"
+                    : "vhost_backend_init failed: Protocol error";
+            assertTrue(result.summary().contains(expected) || result.console().contains(expected)
+                    || result.output().contains(expected), result.describe());
+            assertTrue(backend.isAlive(), "the back-end survives the front-end's failure: " + backend.log());
+        }
+    }
+}
