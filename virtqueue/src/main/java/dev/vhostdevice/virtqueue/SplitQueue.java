@@ -19,6 +19,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.VarHandle;
 import java.nio.ByteOrder;
+import java.util.Arrays;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -65,6 +66,8 @@ public final class SplitQueue {
     private long descAddress;
     private long availAddress;
     private long usedAddress;
+    /** Whether the rings were programmed since the last reset: a reset queue must walk nothing stale. */
+    private boolean ringsProgrammed;
     private boolean eventIdx;
     private boolean indirectAllowed;
     private int indirectCap;
@@ -125,6 +128,9 @@ public final class SplitQueue {
                     + " is not a power of two from 1 to " + maxSize);
         }
         size = newSize;
+        // A new size is a new ring: heads tracked for the old one mean nothing (and may be out of range).
+        Arrays.fill(inFlight, 0);
+        inFlightCount = 0;
     }
 
     /** Sets the guest-physical addresses of the descriptor table, available ring and used ring. */
@@ -139,6 +145,7 @@ public final class SplitQueue {
         descAddress = descTable;
         availAddress = availRing;
         usedAddress = usedRing;
+        ringsProgrammed = true;
     }
 
     public long descAddress() {
@@ -189,6 +196,10 @@ public final class SplitQueue {
      * inside one region each. On failure the queue stays stopped.
      */
     public void activate(GuestMemory guestMemory) throws QueueConfigException {
+        if (!ringsProgrammed) {
+            // Without this, a reset queue would take guest address 0 for its rings (rust-vmm d951283).
+            throw new QueueConfigException(name + ": ring addresses not set since the last reset");
+        }
         MemorySegment d = guestMemory.slice(descAddress, VirtioRing.descTableBytes(size));
         MemorySegment a = guestMemory.slice(availAddress, VirtioRing.availRingBytes(size));
         MemorySegment u = guestMemory.slice(usedAddress, VirtioRing.usedRingBytes(size));
@@ -243,12 +254,13 @@ public final class SplitQueue {
         stop();
         size = maxSize;
         descAddress = availAddress = usedAddress = 0;
+        ringsProgrammed = false;
         eventIdx = false;
         indirectAllowed = false;
         indirectCap = Math.max(maxSize, 1024);
         nextAvail = nextUsed = shadowAvail = 0;
         addedSinceDecision = 0;
-        java.util.Arrays.fill(inFlight, 0);
+        Arrays.fill(inFlight, 0);
         inFlightCount = 0;
         fault = null;
         chainFaults = 0;
@@ -277,7 +289,7 @@ public final class SplitQueue {
         shadowAvail = nextAvail;
         nextUsed = state.nextUsed();
         eventIdx = state.eventIdx();
-        java.util.Arrays.fill(inFlight, 0);
+        Arrays.fill(inFlight, 0);
         inFlightCount = 0;
         addedSinceDecision = 0;
     }

@@ -226,6 +226,40 @@ class QueueFaultTest {
         }
     }
 
+    /** Found by the fuzz harness; rust-vmm d951283: a reset queue took guest address 0 for its rings. */
+    @Test
+    void aResetQueueRefusesToStartUntilItsRingsAreProgrammedAgain() throws Exception {
+        try (GuestMemory memory = GuestMemory.allocate(0, 1 << 20)) {
+            DriverQueue d = DriverQueue.layout(memory, 16, 0); // rings at GPA 0, as a guest may place them
+            SplitQueue q = new SplitQueue("reset", 16);
+            d.configure(q);
+            q.activate(memory);
+            // Read as a ring at GPA 0, this chain's descriptor makes avail.idx 1 with head 0 in slot 0.
+            d.add(writable(0x14000, 16));
+            q.reset();
+            assertThrows(QueueConfigException.class, () -> q.activate(memory));
+            assertFalse(q.pop(f.chain), "the stale ring at GPA 0 is never walked");
+            d.configure(q);
+            q.activate(memory);
+            assertTrue(q.isReady());
+        }
+    }
+
+    @Test
+    void aNewQueueNeedsItsRingsBeforeItStarts() {
+        SplitQueue q = new SplitQueue("fresh", SIZE);
+        assertThrows(QueueConfigException.class, () -> q.activate(f.memory));
+    }
+
+    @Test
+    void aNewSizeForgetsTheHeadsOfTheOldRing() throws Exception {
+        driver.add(writable(0x10000, 4));
+        assertTrue(f.queue.pop(f.chain));
+        f.queue.stop();
+        f.queue.setSize(4);
+        assertEquals(0, f.queue.inFlightCount());
+    }
+
     @Test
     void aRestoredStateResumesWhereTheDeviceStopped() throws Exception {
         driver.add(writable(0x10000, 4));
