@@ -24,8 +24,6 @@ public final class HostAdapter implements I2cAdapter {
     private static final ValueLayout.OfShort WORD = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     /** Errnos below this are remembered as logged; above (never seen in practice) each is logged. */
     private static final int ERRNOS_TRACKED = 192;
-    /** EPROTO: the adapter answered a block read with a count over I2C_SMBUS_BLOCK_MAX. */
-    static final int EPROTO = 71;
 
     /** How groups reach the bus. */
     public enum Mode { I2C, SMBUS }
@@ -95,13 +93,8 @@ public final class HostAdapter implements I2cAdapter {
         }
     }
 
-    /** Errno names, with the two I2C bus drivers use that the shared table lacks. */
     static String errnoName(int errno) {
-        return switch (errno) {
-            case SimulatedAdapter.ENXIO -> "ENXIO";
-            case EPROTO -> "EPROTO";
-            default -> Errno.name(errno);
-        };
+        return Errno.name(errno);
     }
 
     public Mode mode() {
@@ -194,7 +187,7 @@ public final class HostAdapter implements I2cAdapter {
             case BLOCK_READ -> {
                 int count = data.get(ValueLayout.JAVA_BYTE, 0) & 0xFF;
                 if (count > I2C_SMBUS_BLOCK_MAX) {
-                    return failed("I2C_SMBUS block count over 32", op, EPROTO, t);
+                    return failed("I2C_SMBUS block count over 32", op, Errno.EPROTO, t);
                 }
                 t.setByte(1, 0, count);
                 MemorySegment.copy(data, 1, t.data(), t.offset(1) + 1L, count);

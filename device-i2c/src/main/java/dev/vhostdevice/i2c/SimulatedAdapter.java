@@ -12,7 +12,7 @@ public final class SimulatedAdapter implements I2cAdapter {
     public static final String NAME = "sim";
     public static final int EEPROM_SIZE = 256;
     /** What Linux bus drivers return for an address nobody acknowledges. */
-    static final int ENXIO = 6;
+    static final int ENXIO = dev.vhostdevice.virtqueue.memory.Errno.ENXIO;
 
     private final byte[][] eeproms = new byte[128][];
     private final int[] pointers = new int[128];

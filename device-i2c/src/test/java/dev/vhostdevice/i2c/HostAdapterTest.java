@@ -259,7 +259,7 @@ class HostAdapterTest {
         write(0x50, 0x40);
         read(0x50, 33);
         host.reads.add(bytes(33));
-        assertEquals(HostAdapter.EPROTO, adapter.transfer(t));
+        assertEquals(dev.vhostdevice.virtqueue.memory.Errno.EPROTO, adapter.transfer(t));
     }
 
     @Test

@@ -6,6 +6,7 @@ public final class Errno {
     public static final int ENOENT = 2;
     public static final int EINTR = 4;
     public static final int EIO = 5;
+    public static final int ENXIO = 6;
     public static final int EBADF = 9;
     public static final int EAGAIN = 11;
     public static final int ENOMEM = 12;
@@ -17,6 +18,7 @@ public final class Errno {
     public static final int ENOTTY = 25;
     public static final int ENOSPC = 28;
     public static final int EPIPE = 32;
+    public static final int EPROTO = 71;
     public static final int ENOSYS = 38;
     public static final int EOPNOTSUPP = 95;
     public static final int ECONNRESET = 104;
@@ -32,6 +34,7 @@ public final class Errno {
             case ENOENT -> "ENOENT";
             case EINTR -> "EINTR";
             case EIO -> "EIO";
+            case ENXIO -> "ENXIO";
             case EBADF -> "EBADF";
             case EAGAIN -> "EAGAIN";
             case ENOMEM -> "ENOMEM";
@@ -43,6 +46,7 @@ public final class Errno {
             case ENOTTY -> "ENOTTY";
             case ENOSPC -> "ENOSPC";
             case EPIPE -> "EPIPE";
+            case EPROTO -> "EPROTO";
             case ENOSYS -> "ENOSYS";
             case EOPNOTSUPP -> "EOPNOTSUPP";
             case ECONNRESET -> "ECONNRESET";
