@@ -59,6 +59,10 @@ public final class DriverQueue {
     private final long descAddress;
     private final long availAddress;
     private final long usedAddress;
+    /** The three rings as segments, resolved once so publishing and polling allocate nothing. */
+    private final MemorySegment descTable;
+    private final MemorySegment availRing;
+    private final MemorySegment usedRing;
     private final Deque<Integer> free = new ArrayDeque<>();
     /** Descriptors each in-flight head holds, to free them when it is used. */
     private final int[][] heldBy;
@@ -81,9 +85,12 @@ public final class DriverQueue {
         for (int i = 0; i < size; i++) {
             free.addLast(i);
         }
-        zero(descAddress, VirtioRing.descTableBytes(size));
-        zero(availAddress, VirtioRing.availRingBytes(size));
-        zero(usedAddress, VirtioRing.usedRingBytes(size));
+        descTable = segment(descAddress, VirtioRing.descTableBytes(size));
+        availRing = segment(availAddress, VirtioRing.availRingBytes(size));
+        usedRing = segment(usedAddress, VirtioRing.usedRingBytes(size));
+        descTable.fill((byte) 0);
+        availRing.fill((byte) 0);
+        usedRing.fill((byte) 0);
     }
 
     /** Rings laid out from {@code base} (16-aligned) as Linux does: table, then avail, then used (4-aligned). */
@@ -191,9 +198,9 @@ public final class DriverQueue {
 
     /** Puts {@code head} in the next available slot and moves the available index past it (release). */
     public void publish(int head) {
-        segment(availAddress + AVAIL_RING + 2L * (availIdx & (size - 1)), 2).set(U16, 0, (short) head);
+        availRing.set(U16, AVAIL_RING + 2L * (availIdx & (size - 1)), (short) head);
         availIdx = (availIdx + 1) & 0xFFFF;
-        U16_ORDERED.setRelease(segment(availAddress + AVAIL_IDX, 2), 0L, (short) availIdx);
+        U16_ORDERED.setRelease(availRing, (long) AVAIL_IDX, (short) availIdx);
     }
 
     /**
@@ -204,7 +211,7 @@ public final class DriverQueue {
         VarHandle.fullFence();
         boolean kick;
         if (eventIdx) {
-            int availEvent = Short.toUnsignedInt(segment(usedAddress + USED_RING + 8L * size, 2).get(U16, 0));
+            int availEvent = Short.toUnsignedInt(usedRing.get(U16, USED_RING + 8L * size));
             kick = VirtioRing.needEvent(availEvent, availIdx, availAtLastKick);
         } else {
             kick = (usedFlags() & VIRTQ_USED_F_NO_NOTIFY) == 0;
@@ -221,9 +228,8 @@ public final class DriverQueue {
         if (usedIdx == lastSeenUsed) {
             return null;
         }
-        long element = usedAddress + USED_RING + 8L * (lastSeenUsed & (size - 1));
-        MemorySegment e = segment(element, 8);
-        Used used = new Used(e.get(U32, 0), e.get(U32, 4));
+        long element = USED_RING + 8L * (lastSeenUsed & (size - 1));
+        Used used = new Used(usedRing.get(U32, element), usedRing.get(U32, element + 4));
         lastSeenUsed = (lastSeenUsed + 1) & 0xFFFF;
         if (used.head() >= 0 && used.head() < size && heldBy[used.head()] != null) {
             for (int index : heldBy[used.head()]) {
@@ -245,35 +251,35 @@ public final class DriverQueue {
             return false;
         }
         if (eventIdx) {
-            int usedEvent = Short.toUnsignedInt(segment(availAddress + AVAIL_RING + 2L * size, 2).get(U16, 0));
+            int usedEvent = Short.toUnsignedInt(availRing.get(U16, AVAIL_RING + 2L * size));
             return VirtioRing.needEvent(usedEvent, newUsedIdx, oldUsedIdx);
         }
-        int flags = Short.toUnsignedInt(segment(availAddress + AVAIL_FLAGS, 2).get(U16, 0));
+        int flags = Short.toUnsignedInt(availRing.get(U16, (long) AVAIL_FLAGS));
         return (flags & VIRTQ_AVAIL_F_NO_INTERRUPT) == 0;
     }
 
     /** The used index the device published (acquire). */
     public int usedIdx() {
-        return Short.toUnsignedInt((short) U16_ORDERED.getAcquire(segment(usedAddress + USED_IDX, 2), 0L));
+        return Short.toUnsignedInt((short) U16_ORDERED.getAcquire(usedRing, (long) USED_IDX));
     }
 
     public int usedFlags() {
-        return Short.toUnsignedInt(segment(usedAddress + USED_FLAGS, 2).get(U16, 0));
+        return Short.toUnsignedInt(usedRing.get(U16, (long) USED_FLAGS));
     }
 
     /** avail_event, the device's kick threshold under EVENT_IDX. */
     public int availEvent() {
-        return Short.toUnsignedInt(segment(usedAddress + USED_RING + 8L * size, 2).get(U16, 0));
+        return Short.toUnsignedInt(usedRing.get(U16, USED_RING + 8L * size));
     }
 
     /** The driver's interrupt threshold under EVENT_IDX. */
     public void setUsedEvent(int usedEvent) {
-        segment(availAddress + AVAIL_RING + 2L * size, 2).set(U16, 0, (short) usedEvent);
+        availRing.set(U16, AVAIL_RING + 2L * size, (short) usedEvent);
     }
 
     /** Sets or clears VIRTQ_AVAIL_F_NO_INTERRUPT. */
     public void setNoInterrupt(boolean suppress) {
-        segment(availAddress + AVAIL_FLAGS, 2).set(U16, 0, (short) (suppress ? VIRTQ_AVAIL_F_NO_INTERRUPT : 0));
+        availRing.set(U16, (long) AVAIL_FLAGS, (short) (suppress ? VIRTQ_AVAIL_F_NO_INTERRUPT : 0));
     }
 
     // ------------------------------------------------------------------------------------ raw access
@@ -286,17 +292,21 @@ public final class DriverQueue {
     /** Overwrites the available index (and the driver's own idea of it). */
     public void setAvailIdx(int index) {
         availIdx = index & 0xFFFF;
-        U16_ORDERED.setRelease(segment(availAddress + AVAIL_IDX, 2), 0L, (short) availIdx);
+        U16_ORDERED.setRelease(availRing, (long) AVAIL_IDX, (short) availIdx);
     }
 
     /** Overwrites available ring slot {@code slot} (0 .. size-1) with {@code head}, whatever it is. */
     public void setAvailSlot(int slot, int head) {
-        segment(availAddress + AVAIL_RING + 2L * slot, 2).set(U16, 0, (short) head);
+        availRing.set(U16, AVAIL_RING + 2L * slot, (short) head);
     }
 
     /** Writes descriptor {@code index} of the main table. */
     public void writeDescriptor(int index, long address, int length, int flags, int next) {
-        writeDescriptorAt(descAddress + (long) DESCRIPTOR_SIZE * index, address, length, flags, next);
+        long at = (long) DESCRIPTOR_SIZE * index;
+        descTable.set(U64, at, address);
+        descTable.set(U32, at + 8, length);
+        descTable.set(U16, at + 12, (short) flags);
+        descTable.set(U16, at + 14, (short) next);
     }
 
     /** Writes a descriptor at any guest address (an indirect table entry). */
@@ -341,10 +351,6 @@ public final class DriverQueue {
         var region = memory.region(index);
         long offset = gpa - region.guestAddress();
         return region.segment().asSlice(offset, Math.min(length, region.size() - offset));
-    }
-
-    private void zero(long gpa, long length) {
-        segment(gpa, length).fill((byte) 0);
     }
 
     private MemorySegment segment(long gpa, long length) {
