@@ -2,6 +2,7 @@ package dev.vhostdevice.vhostuser.engine;
 
 import dev.vhostdevice.vhostuser.protocol.Payload;
 import dev.vhostdevice.vhostuser.protocol.ProtocolException;
+import dev.vhostdevice.vhostuser.sys.Linux;
 import dev.vhostdevice.virtqueue.VirtioRing;
 import dev.vhostdevice.virtqueue.memory.ErrnoException;
 import dev.vhostdevice.virtqueue.memory.GuestMemory;
@@ -34,10 +35,10 @@ final class InflightBuffer implements AutoCloseable {
         }
     }
 
-    /** GET_INFLIGHT_FD: a zero-filled memory file for the front-end to keep. */
-    static int create(MemoryMapper mapper, Payload.Inflight request) throws ProtocolException, ErrnoException {
+    /** GET_INFLIGHT_FD: a zero-filled, size-sealed memory file for the front-end to keep. */
+    static int create(Linux linux, Payload.Inflight request) throws ProtocolException, ErrnoException {
         validate(request);
-        return mapper.createMemoryFile("vhost-user-inflight", sizeFor(request));
+        return linux.createSealedMemoryFile("vhost-user-inflight", sizeFor(request));
     }
 
     /** SET_INFLIGHT_FD: maps the front-end's buffer (checked against the file's size). */
@@ -55,14 +56,26 @@ final class InflightBuffer implements AutoCloseable {
         }
     }
 
-    /** The region of queue {@code index} for a ring of {@code size}, or null if the buffer does not cover it. */
-    InflightQueueRegion queue(int index, int size) {
-        if (index >= queues || size != queueSize) {
+    /**
+     * The region of queue {@code index} for a ring of {@code ringSize}, or null if the buffer does not cover it.
+     * A ring smaller than the buffer's queue size fits (the driver may shrink a ring); the region keeps the
+     * buffer's desc_num, as libvhost-user does.
+     */
+    InflightQueueRegion queue(int index, int ringSize) {
+        if (index >= queues || ringSize > queueSize) {
             return null;
         }
         long stride = InflightQueueRegion.stride(queueSize);
         MemorySegment all = mapping.region(0).segment();
-        return new InflightQueueRegion(all.asSlice(index * stride, stride), size);
+        return new InflightQueueRegion(all.asSlice(index * stride, stride), queueSize);
+    }
+
+    int queueCount() {
+        return queues;
+    }
+
+    int queueSize() {
+        return queueSize;
     }
 
     @Override

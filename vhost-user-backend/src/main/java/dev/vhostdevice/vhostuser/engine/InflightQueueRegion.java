@@ -21,7 +21,8 @@ final class InflightQueueRegion implements InflightTracker {
     private static final ValueLayout.OfLong U64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     private final MemorySegment region;
-    private final int size;
+    /** Descriptor states in the region (the buffer's queue size; the ring may be smaller). */
+    private final int descNum;
     private long counter;
     private int[] resubmit = new int[0];
     private int resubmitNext;
@@ -32,9 +33,9 @@ final class InflightQueueRegion implements InflightTracker {
         return (bytes + 63) & ~63L;
     }
 
-    InflightQueueRegion(MemorySegment region, int size) {
+    InflightQueueRegion(MemorySegment region, int descNum) {
         this.region = region;
-        this.size = size;
+        this.descNum = descNum;
     }
 
     /**
@@ -43,11 +44,11 @@ final class InflightQueueRegion implements InflightTracker {
      */
     int prepare(int usedIndexInRing) {
         int version = Short.toUnsignedInt(region.get(U16, 8));
-        int descNum = Short.toUnsignedInt(region.get(U16, 10));
-        if (version != VERSION || descNum != size) {
+        int recordedDescNum = Short.toUnsignedInt(region.get(U16, 10));
+        if (version != VERSION || recordedDescNum != descNum) {
             region.fill((byte) 0);
             region.set(U16, 8, (short) VERSION);
-            region.set(U16, 10, (short) size);
+            region.set(U16, 10, (short) this.descNum);
             region.set(U16, 14, (short) usedIndexInRing);
             resubmit = new int[0];
             resubmitNext = 0;
@@ -57,15 +58,15 @@ final class InflightQueueRegion implements InflightTracker {
         if (Short.toUnsignedInt(region.get(U16, 14)) != usedIndexInRing) {
             // The previous back-end published the used entry but died before recording it: not in flight.
             int last = Short.toUnsignedInt(region.get(U16, 12));
-            if (last < size) {
+            if (last < descNum) {
                 region.set(ValueLayout.JAVA_BYTE, desc(last), (byte) 0);
             }
             region.set(U16, 14, (short) usedIndexInRing);
         }
-        long[] found = new long[size];
+        long[] found = new long[descNum];
         int count = 0;
         long maxCounter = 0;
-        for (int head = 0; head < size; head++) {
+        for (int head = 0; head < descNum; head++) {
             if (region.get(ValueLayout.JAVA_BYTE, desc(head)) != 0) {
                 long c = region.get(U64, desc(head) + 8);
                 maxCounter = Math.max(maxCounter, c);

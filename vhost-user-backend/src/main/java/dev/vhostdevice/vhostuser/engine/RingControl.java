@@ -13,6 +13,7 @@ import dev.vhostdevice.vhostuser.protocol.VirtioFeatures;
 import dev.vhostdevice.vhostuser.sys.Linux;
 import dev.vhostdevice.vhostuser.sys.ReceivedFds;
 import dev.vhostdevice.virtqueue.DirtyLog;
+import dev.vhostdevice.virtqueue.QueueConfigException;
 import dev.vhostdevice.virtqueue.QueueState;
 import dev.vhostdevice.virtqueue.VirtioRing;
 import dev.vhostdevice.virtqueue.memory.ErrnoException;
@@ -231,8 +232,8 @@ final class RingControl implements Worker.Events {
         }
         v.kickFd = fd;
         worker.watch(fd, Worker.KIND_KICK, v.index, Linux.EPOLLIN);
-        if (v.queue.isReady()) {
-            return;
+        if (v.queue.isReady() || v.parked) {
+            return; // a new kick fd for a started ring: it keeps its position
         }
         GuestMemory mem = memory.table().memory();
         if (memory.table().isEmpty() || !v.addressesSet) {
@@ -247,6 +248,11 @@ final class RingControl implements Worker.Events {
         int used = Short.toUnsignedInt(usedIdx.get(U16, 0));
         int nextAvail = v.queue.nextAvail();
         v.inflight = inflight == null ? null : inflight.queue(v.index, v.queue.size());
+        if (inflight != null && v.inflight == null) {
+            LOG.warn("{}: queue {}: the inflight buffer ({} queues of {}) does not cover this ring of {}; "
+                    + "its requests are not tracked", session.name(), v.index, inflight.queueCount(),
+                    inflight.queueSize(), v.queue.size());
+        }
         if (v.inflight != null) {
             int inFlight = v.inflight.prepare(used);
             nextAvail = (used + inFlight) & 0xFFFF;
@@ -329,6 +335,7 @@ final class RingControl implements Worker.Events {
         }
         v.queue.stop();
         v.started = false;
+        v.parked = false;
         v.deviceQueue.setInflightTracker(null);
         v.inflight = null;
     }
@@ -378,14 +385,44 @@ final class RingControl implements Worker.Events {
         });
     }
 
-    /** The worker installed a new memory table. */
+    /**
+     * The worker installed a new memory table. A started ring whose rings are no longer in it is parked, not
+     * broken: QEMU removes a changed region and then adds it back (REM_MEM_REG, ADD_MEM_REG), and libvhost-user
+     * likewise unmaps the rings and maps them again on demand. A parked ring processes nothing (its kicks are
+     * re-scanned when it resumes) until a table holds its rings again.
+     */
     void memoryChanged(GuestMemory mem) {
+        boolean[] resumed = null;
         for (Vring v : vrings) {
-            v.queue.remap(mem); // no-op for a stopped ring; breaks a ring left outside the new table
+            if (!v.queue.isReady() && !v.parked) {
+                continue;
+            }
+            v.queue.stop(); // keeps the position and the in-flight heads
+            try {
+                v.queue.activate(mem);
+                if (v.parked) {
+                    v.parked = false;
+                    LOG.info("{}: queue {}: rings are in guest memory again, resuming", session.name(), v.index);
+                    if (resumed == null) {
+                        resumed = new boolean[vrings.length];
+                    }
+                    resumed[v.index] = true;
+                }
+            } catch (QueueConfigException e) {
+                if (!v.parked) {
+                    LOG.warn("{}: queue {}: parked until its rings are mapped again: {}", session.name(), v.index,
+                            e.getMessage());
+                }
+                v.parked = true;
+            }
         }
         device.memoryChanged(mem);
         for (Vring v : vrings) {
-            v.deviceQueue.afterCallback();
+            if (resumed != null && resumed[v.index] && v.isRunning()) {
+                service(v);
+            } else if (v.queue.isReady()) {
+                v.deviceQueue.afterCallback();
+            }
         }
     }
 
