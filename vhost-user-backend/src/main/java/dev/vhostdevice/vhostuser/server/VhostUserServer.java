@@ -5,6 +5,7 @@ import dev.vhostdevice.vhostuser.device.VirtioDevice;
 import dev.vhostdevice.vhostuser.engine.FdRegionMapper;
 import dev.vhostdevice.vhostuser.engine.VhostUserSession;
 import dev.vhostdevice.vhostuser.sys.Linux;
+import dev.vhostdevice.virtqueue.memory.Errno;
 import dev.vhostdevice.virtqueue.memory.ErrnoException;
 import dev.vhostdevice.virtqueue.memory.MemoryMapper;
 import java.io.IOException;
@@ -87,13 +88,34 @@ public final class VhostUserServer implements AutoCloseable {
             try {
                 socket = linux.accept(listenFd);
             } catch (ErrnoException e) {
-                if (!closing) {
-                    LOG.error("{}: accept failed, server stops: {}", path, e.getMessage());
+                if (closing) {
+                    return;
                 }
+                if (isTransient(e.errno())) {
+                    // Out of fds or memory for a moment, or a peer gave up before we took it: keep serving.
+                    LOG.warn("{}: accept failed, retrying: {}", path, e.getMessage());
+                    pause();
+                    continue;
+                }
+                LOG.error("{}: accept failed, server stops: {}", path, e.getMessage());
                 return;
             }
             connections.incrementAndGet();
             serve(socket);
+        }
+    }
+
+    /** accept(2) errors that pass: fd or buffer exhaustion, a peer that left before it was accepted. */
+    private static boolean isTransient(int errno) {
+        return errno == Errno.EMFILE || errno == Errno.ENFILE || errno == Errno.ENOMEM || errno == Errno.ENOBUFS
+                || errno == Errno.ECONNABORTED || errno == Errno.EINTR || errno == Errno.EAGAIN;
+    }
+
+    private static void pause() {
+        try {
+            Thread.sleep(100);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
         }
     }
 
@@ -102,7 +124,7 @@ public final class VhostUserServer implements AutoCloseable {
         VirtioDevice device;
         try {
             device = factory.create();
-        } catch (Exception e) {
+        } catch (Exception | LinkageError e) {
             LOG.error("{}: cannot create the device, connection refused: {}", name, e.toString());
             linux.close(socket);
             return;
@@ -110,7 +132,7 @@ public final class VhostUserServer implements AutoCloseable {
         VhostUserSession session;
         try {
             session = new VhostUserSession(linux, mapper, new FdRegionMapper(mapper), device, socket, name);
-        } catch (ErrnoException | RuntimeException e) {
+        } catch (ErrnoException | RuntimeException | LinkageError e) {
             LOG.error("{}: cannot start the session: {}", name, e.toString());
             device.close();
             linux.close(socket);

@@ -15,13 +15,17 @@ public final class Errno {
     public static final int EBUSY = 16;
     public static final int ENODEV = 19;
     public static final int EINVAL = 22;
+    public static final int ENFILE = 23;
+    public static final int EMFILE = 24;
     public static final int ENOTTY = 25;
     public static final int ENOSPC = 28;
     public static final int EPIPE = 32;
     public static final int EPROTO = 71;
     public static final int ENOSYS = 38;
     public static final int EOPNOTSUPP = 95;
+    public static final int ECONNABORTED = 103;
     public static final int ECONNRESET = 104;
+    public static final int ENOBUFS = 105;
     public static final int ETIMEDOUT = 110;
     public static final int EREMOTEIO = 121;
 
@@ -43,13 +47,17 @@ public final class Errno {
             case EBUSY -> "EBUSY";
             case ENODEV -> "ENODEV";
             case EINVAL -> "EINVAL";
+            case ENFILE -> "ENFILE";
+            case EMFILE -> "EMFILE";
             case ENOTTY -> "ENOTTY";
             case ENOSPC -> "ENOSPC";
             case EPIPE -> "EPIPE";
             case EPROTO -> "EPROTO";
             case ENOSYS -> "ENOSYS";
             case EOPNOTSUPP -> "EOPNOTSUPP";
+            case ECONNABORTED -> "ECONNABORTED";
             case ECONNRESET -> "ECONNRESET";
+            case ENOBUFS -> "ENOBUFS";
             case ETIMEDOUT -> "ETIMEDOUT";
             case EREMOTEIO -> "EREMOTEIO";
             default -> "errno " + errno;
