@@ -65,38 +65,68 @@ final class FfmLinux implements Linux {
     private static final VarHandle ERRNO = CALL_STATE.varHandle(MemoryLayout.PathElement.groupElement("errno"));
     private static final Linker.Option CAPTURE_ERRNO = Linker.Option.captureCallState("errno");
 
-    private static final MethodHandle SOCKET = downcall("socket", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT));
-    private static final MethodHandle BIND = downcall("bind", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT));
-    private static final MethodHandle CONNECT = downcall("connect", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT));
-    private static final MethodHandle LISTEN = downcall("listen", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
-    private static final MethodHandle ACCEPT4 =
-            downcall("accept4", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT));
-    private static final MethodHandle SOCKETPAIR =
-            downcall("socketpair", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS));
-    private static final MethodHandle SHUTDOWN = downcall("shutdown", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
-    private static final MethodHandle RECVMSG = downcall("recvmsg", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT));
-    private static final MethodHandle SENDMSG = downcall("sendmsg", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT));
-    private static final MethodHandle EVENTFD = downcall("eventfd", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
-    private static final MethodHandle TIMERFD_CREATE =
-            downcall("timerfd_create", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
-    private static final MethodHandle TIMERFD_SETTIME =
-            downcall("timerfd_settime", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS));
-    private static final MethodHandle READ = downcall("read", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG));
-    private static final MethodHandle WRITE = downcall("write", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG));
-    private static final MethodHandle FCNTL_GET = downcall("fcntl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
-    private static final MethodHandle FCNTL_SET = LINKER.downcallHandle(find("fcntl"),
-            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT), CAPTURE_ERRNO, Linker.Option.firstVariadicArg(2));
-    private static final MethodHandle MEMFD_CREATE =
-            downcall("memfd_create", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
-    private static final MethodHandle FTRUNCATE = downcall("ftruncate", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG));
-    private static final MethodHandle POLL = downcall("poll", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT));
-    private static final MethodHandle EPOLL_CREATE1 = downcall("epoll_create1", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
-    private static final MethodHandle EPOLL_CTL =
-            downcall("epoll_ctl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS));
-    private static final MethodHandle EPOLL_WAIT =
-            downcall("epoll_wait", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT));
-    private static final MethodHandle CLOSE =
-            LINKER.downcallHandle(find("close"), FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+    // Downcall handles cost several milliseconds each to link, so they are grouped in holder classes that the
+    // JVM initialises at first use: the server listens after linking only the socket calls.
+
+    /** Listening, accepting and connecting: what the server needs before it listens. */
+    private static final class Sockets {
+        static final MethodHandle SOCKET =
+                downcall("socket", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT));
+        static final MethodHandle BIND =
+                downcall("bind", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT));
+        static final MethodHandle CONNECT =
+                downcall("connect", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT));
+        static final MethodHandle LISTEN = downcall("listen", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
+        static final MethodHandle ACCEPT4 =
+                downcall("accept4", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT));
+        static final MethodHandle SOCKETPAIR =
+                downcall("socketpair", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS));
+        static final MethodHandle SHUTDOWN =
+                downcall("shutdown", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
+    }
+
+    /** The vhost-user messages with their fds: needed from the first connection. */
+    private static final class Messages {
+        static final MethodHandle RECVMSG =
+                downcall("recvmsg", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT));
+        static final MethodHandle SENDMSG =
+                downcall("sendmsg", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT));
+    }
+
+    /** eventfds, timers, epoll and plain reads and writes: needed once a front-end sets up rings. */
+    private static final class Events {
+        static final MethodHandle EVENTFD = downcall("eventfd", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
+        static final MethodHandle TIMERFD_CREATE =
+                downcall("timerfd_create", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
+        static final MethodHandle TIMERFD_SETTIME =
+                downcall("timerfd_settime", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS));
+        static final MethodHandle READ =
+                downcall("read", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG));
+        static final MethodHandle WRITE =
+                downcall("write", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG));
+        static final MethodHandle POLL =
+                downcall("poll", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT));
+        static final MethodHandle EPOLL_CREATE1 =
+                downcall("epoll_create1", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+        static final MethodHandle EPOLL_CTL =
+                downcall("epoll_ctl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS));
+        static final MethodHandle EPOLL_WAIT =
+                downcall("epoll_wait", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT));
+    }
+
+    /** fcntl, memfds and close. */
+    private static final class Files {
+        static final MethodHandle FCNTL_GET = downcall("fcntl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
+        static final MethodHandle FCNTL_SET =
+                LINKER.downcallHandle(find("fcntl"), FunctionDescriptor.of(JAVA_INT,
+                        JAVA_INT, JAVA_INT, JAVA_INT), CAPTURE_ERRNO, Linker.Option.firstVariadicArg(2));
+        static final MethodHandle MEMFD_CREATE =
+                downcall("memfd_create", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
+        static final MethodHandle FTRUNCATE =
+                downcall("ftruncate", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG));
+        static final MethodHandle CLOSE =
+                LINKER.downcallHandle(find("close"), FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+    }
 
     /** Per-thread native scratch memory; lives as long as the thread (automatic arena). */
     private static final class Scratch {
@@ -147,16 +177,16 @@ final class FfmLinux implements Linux {
         fillAddress(s.sockaddr, path);
         int fd;
         try {
-            fd = (int) SOCKET.invokeExact(s.state, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            fd = (int) Sockets.SOCKET.invokeExact(s.state, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
             if (fd < 0) {
                 throw new ErrnoException("socket", errno(s.state));
             }
-            if ((int) BIND.invokeExact(s.state, fd, s.sockaddr, (int) SOCKADDR_UN_SIZE) != 0) {
+            if ((int) Sockets.BIND.invokeExact(s.state, fd, s.sockaddr, (int) SOCKADDR_UN_SIZE) != 0) {
                 int err = errno(s.state);
                 close(fd);
                 throw new ErrnoException("bind " + path, err);
             }
-            if ((int) LISTEN.invokeExact(s.state, fd, backlog) != 0) {
+            if ((int) Sockets.LISTEN.invokeExact(s.state, fd, backlog) != 0) {
                 int err = errno(s.state);
                 close(fd);
                 throw new ErrnoException("listen", err);
@@ -174,7 +204,7 @@ final class FfmLinux implements Linux {
         Scratch s = SCRATCH.get();
         try {
             while (true) {
-                int fd = (int) ACCEPT4.invokeExact(s.state, listenFd, MemorySegment.NULL, MemorySegment.NULL, SOCK_CLOEXEC);
+                int fd = (int) Sockets.ACCEPT4.invokeExact(s.state, listenFd, MemorySegment.NULL, MemorySegment.NULL, SOCK_CLOEXEC);
                 if (fd >= 0) {
                     return fd;
                 }
@@ -195,11 +225,11 @@ final class FfmLinux implements Linux {
         Scratch s = SCRATCH.get();
         fillAddress(s.sockaddr, path);
         try {
-            int fd = (int) SOCKET.invokeExact(s.state, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            int fd = (int) Sockets.SOCKET.invokeExact(s.state, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
             if (fd < 0) {
                 throw new ErrnoException("socket", errno(s.state));
             }
-            if ((int) CONNECT.invokeExact(s.state, fd, s.sockaddr, (int) SOCKADDR_UN_SIZE) != 0) {
+            if ((int) Sockets.CONNECT.invokeExact(s.state, fd, s.sockaddr, (int) SOCKADDR_UN_SIZE) != 0) {
                 int err = errno(s.state);
                 close(fd);
                 throw new ErrnoException("connect " + path, err);
@@ -216,7 +246,7 @@ final class FfmLinux implements Linux {
     public int[] socketPair() throws ErrnoException {
         Scratch s = SCRATCH.get();
         try {
-            if ((int) SOCKETPAIR.invokeExact(s.state, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s.value) != 0) {
+            if ((int) Sockets.SOCKETPAIR.invokeExact(s.state, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s.value) != 0) {
                 throw new ErrnoException("socketpair", errno(s.state));
             }
             return new int[] {s.value.get(JAVA_INT, 0), s.value.get(JAVA_INT, 4)};
@@ -231,7 +261,7 @@ final class FfmLinux implements Linux {
     public void shutdown(int fd) {
         Scratch s = SCRATCH.get();
         try {
-            int ignored = (int) SHUTDOWN.invokeExact(s.state, fd, SHUT_RDWR);
+            int ignored = (int) Sockets.SHUTDOWN.invokeExact(s.state, fd, SHUT_RDWR);
         } catch (Throwable t) {
             throw downcallFailed("shutdown", t);
         }
@@ -258,7 +288,7 @@ final class FfmLinux implements Linux {
             while (true) {
                 prepareMessage(s, buffer, length, CONTROL_SIZE);
                 s.control.fill((byte) 0);
-                n = (long) RECVMSG.invokeExact(s.state, socket, s.msghdr, MSG_CMSG_CLOEXEC);
+                n = (long) Messages.RECVMSG.invokeExact(s.state, socket, s.msghdr, MSG_CMSG_CLOEXEC);
                 if (n >= 0) {
                     break;
                 }
@@ -320,7 +350,7 @@ final class FfmLinux implements Linux {
                     }
                 }
                 prepareMessage(s, buffer, length, controlLength);
-                long n = (long) SENDMSG.invokeExact(s.state, socket, s.msghdr, MSG_NOSIGNAL);
+                long n = (long) Messages.SENDMSG.invokeExact(s.state, socket, s.msghdr, MSG_NOSIGNAL);
                 if (n >= 0) {
                     return (int) n;
                 }
@@ -340,7 +370,7 @@ final class FfmLinux implements Linux {
     public int eventfd() throws ErrnoException {
         Scratch s = SCRATCH.get();
         try {
-            int fd = (int) EVENTFD.invokeExact(s.state, 0, EFD_NONBLOCK | EFD_CLOEXEC);
+            int fd = (int) Events.EVENTFD.invokeExact(s.state, 0, EFD_NONBLOCK | EFD_CLOEXEC);
             if (fd < 0) {
                 throw new ErrnoException("eventfd", errno(s.state));
             }
@@ -356,7 +386,7 @@ final class FfmLinux implements Linux {
     public int timerfd() throws ErrnoException {
         Scratch s = SCRATCH.get();
         try {
-            int fd = (int) TIMERFD_CREATE.invokeExact(s.state, CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+            int fd = (int) Events.TIMERFD_CREATE.invokeExact(s.state, CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
             if (fd < 0) {
                 throw new ErrnoException("timerfd_create", errno(s.state));
             }
@@ -377,7 +407,7 @@ final class FfmLinux implements Linux {
             spec.set(JAVA_LONG, 16, delay / 1_000_000_000L);
             spec.set(JAVA_LONG, 24, delay % 1_000_000_000L);
             Scratch s = SCRATCH.get();
-            int rc = (int) TIMERFD_SETTIME.invokeExact(s.state, timerFd, 0, spec, MemorySegment.NULL);
+            int rc = (int) Events.TIMERFD_SETTIME.invokeExact(s.state, timerFd, 0, spec, MemorySegment.NULL);
             if (rc != 0) {
                 throw new ErrnoException("timerfd_settime", errno(s.state));
             }
@@ -408,7 +438,7 @@ final class FfmLinux implements Linux {
         Scratch s = SCRATCH.get();
         try {
             while (true) {
-                long n = (long) READ.invokeExact(s.state, fd, buffer, length);
+                long n = (long) Events.READ.invokeExact(s.state, fd, buffer, length);
                 if (n >= 0) {
                     return n;
                 }
@@ -432,7 +462,7 @@ final class FfmLinux implements Linux {
         Scratch s = SCRATCH.get();
         try {
             while (true) {
-                long n = (long) WRITE.invokeExact(s.state, fd, buffer, length);
+                long n = (long) Events.WRITE.invokeExact(s.state, fd, buffer, length);
                 if (n >= 0) {
                     return n;
                 }
@@ -455,11 +485,11 @@ final class FfmLinux implements Linux {
     public void setBlocking(int fd) throws ErrnoException {
         Scratch s = SCRATCH.get();
         try {
-            int flags = (int) FCNTL_GET.invokeExact(s.state, fd, F_GETFL);
+            int flags = (int) Files.FCNTL_GET.invokeExact(s.state, fd, F_GETFL);
             if (flags < 0) {
                 throw new ErrnoException("fcntl(F_GETFL)", errno(s.state));
             }
-            if ((int) FCNTL_SET.invokeExact(s.state, fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
+            if ((int) Files.FCNTL_SET.invokeExact(s.state, fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
                 throw new ErrnoException("fcntl(F_SETFL)", errno(s.state));
             }
         } catch (ErrnoException e) {
@@ -477,15 +507,15 @@ final class FfmLinux implements Linux {
         Scratch s = SCRATCH.get();
         try (Arena call = Arena.ofConfined()) {
             MemorySegment cName = call.allocateFrom(name);
-            int fd = (int) MEMFD_CREATE.invokeExact(s.state, cName, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+            int fd = (int) Files.MEMFD_CREATE.invokeExact(s.state, cName, MFD_CLOEXEC | MFD_ALLOW_SEALING);
             if (fd < 0) {
                 throw new ErrnoException("memfd_create " + name, errno(s.state));
             }
             try {
-                if ((int) FTRUNCATE.invokeExact(s.state, fd, size) != 0) {
+                if ((int) Files.FTRUNCATE.invokeExact(s.state, fd, size) != 0) {
                     throw new ErrnoException("ftruncate " + name + " to " + size, errno(s.state));
                 }
-                if ((int) FCNTL_SET.invokeExact(s.state, fd, F_ADD_SEALS, SEALS_FIXED_SIZE) != 0) {
+                if ((int) Files.FCNTL_SET.invokeExact(s.state, fd, F_ADD_SEALS, SEALS_FIXED_SIZE) != 0) {
                     throw new ErrnoException("fcntl(F_ADD_SEALS) " + name, errno(s.state));
                 }
             } catch (ErrnoException e) {
@@ -504,7 +534,7 @@ final class FfmLinux implements Linux {
     public int seals(int fd) throws ErrnoException {
         Scratch s = SCRATCH.get();
         try {
-            int seals = (int) FCNTL_GET.invokeExact(s.state, fd, F_GET_SEALS);
+            int seals = (int) Files.FCNTL_GET.invokeExact(s.state, fd, F_GET_SEALS);
             if (seals < 0) {
                 throw new ErrnoException("fcntl(F_GET_SEALS)", errno(s.state));
             }
@@ -525,7 +555,7 @@ final class FfmLinux implements Linux {
         s.value.set(JAVA_SHORT, 6, (short) 0);
         try {
             while (true) {
-                int n = (int) POLL.invokeExact(s.state, s.value, 1L, timeoutMillis);
+                int n = (int) Events.POLL.invokeExact(s.state, s.value, 1L, timeoutMillis);
                 if (n >= 0) {
                     return n > 0;
                 }
@@ -545,7 +575,7 @@ final class FfmLinux implements Linux {
     public int epollCreate() throws ErrnoException {
         Scratch s = SCRATCH.get();
         try {
-            int fd = (int) EPOLL_CREATE1.invokeExact(s.state, EPOLL_CLOEXEC);
+            int fd = (int) Events.EPOLL_CREATE1.invokeExact(s.state, EPOLL_CLOEXEC);
             if (fd < 0) {
                 throw new ErrnoException("epoll_create1", errno(s.state));
             }
@@ -575,7 +605,7 @@ final class FfmLinux implements Linux {
 
     private void epollCtl(Scratch s, int epollFd, int op, int fd) throws ErrnoException {
         try {
-            if ((int) EPOLL_CTL.invokeExact(s.state, epollFd, op, fd, s.value) != 0) {
+            if ((int) Events.EPOLL_CTL.invokeExact(s.state, epollFd, op, fd, s.value) != 0) {
                 throw new ErrnoException("epoll_ctl", errno(s.state));
             }
         } catch (ErrnoException e) {
@@ -589,7 +619,7 @@ final class FfmLinux implements Linux {
     public int epollWait(int epollFd, EpollEvents events, int timeoutMillis) throws ErrnoException {
         Scratch s = SCRATCH.get();
         try {
-            int n = (int) EPOLL_WAIT.invokeExact(s.state, epollFd, events.segment(), events.capacity(), timeoutMillis);
+            int n = (int) Events.EPOLL_WAIT.invokeExact(s.state, epollFd, events.segment(), events.capacity(), timeoutMillis);
             if (n >= 0) {
                 return n;
             }
@@ -611,7 +641,7 @@ final class FfmLinux implements Linux {
             return;
         }
         try {
-            int ignored = (int) CLOSE.invokeExact(fd);
+            int ignored = (int) Files.CLOSE.invokeExact(fd);
         } catch (Throwable t) {
             throw downcallFailed("close", t);
         }

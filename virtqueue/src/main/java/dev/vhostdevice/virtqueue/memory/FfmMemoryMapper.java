@@ -33,18 +33,21 @@ final class FfmMemoryMapper implements MemoryMapper {
             CALL_STATE.varHandle(MemoryLayout.PathElement.groupElement("errno"));
     private static final Linker.Option CAPTURE_ERRNO = Linker.Option.captureCallState("errno");
 
-    private static final MethodHandle MMAP = downcall("mmap",
-            FunctionDescriptor.of(ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG));
-    private static final MethodHandle MUNMAP = LINKER.downcallHandle(
-            LINKER.defaultLookup().find("munmap").orElseThrow(),
-            FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG));
-    private static final MethodHandle FSTAT = downcall("fstat", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS));
-    private static final MethodHandle MEMFD_CREATE =
-            downcall("memfd_create", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
-    private static final MethodHandle FTRUNCATE =
-            downcall("ftruncate", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG));
-    private static final MethodHandle CLOSE = LINKER.downcallHandle(
-            LINKER.defaultLookup().find("close").orElseThrow(), FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+    /** Linked at first use (each handle costs milliseconds), so a server listens before it maps anything. */
+    private static final class Calls {
+        static final MethodHandle MMAP = downcall("mmap",
+                FunctionDescriptor.of(ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG));
+        static final MethodHandle MUNMAP = LINKER.downcallHandle(
+                LINKER.defaultLookup().find("munmap").orElseThrow(),
+                FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG));
+        static final MethodHandle FSTAT = downcall("fstat", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS));
+        static final MethodHandle MEMFD_CREATE =
+                downcall("memfd_create", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
+        static final MethodHandle FTRUNCATE =
+                downcall("ftruncate", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG));
+        static final MethodHandle CLOSE = LINKER.downcallHandle(
+                LINKER.defaultLookup().find("close").orElseThrow(), FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+    }
 
     private FfmMemoryMapper() {
     }
@@ -62,7 +65,7 @@ final class FfmMemoryMapper implements MemoryMapper {
         try (Arena call = Arena.ofConfined()) {
             MemorySegment state = call.allocate(CALL_STATE);
             MemorySegment stat = call.allocate(STAT_BYTES, 8);
-            int rc = (int) FSTAT.invokeExact(state, fd, stat);
+            int rc = (int) Calls.FSTAT.invokeExact(state, fd, stat);
             if (rc != 0) {
                 throw new ErrnoException("fstat", errno(state));
             }
@@ -85,7 +88,7 @@ final class FfmMemoryMapper implements MemoryMapper {
         MemorySegment base;
         try (Arena call = Arena.ofConfined()) {
             MemorySegment state = call.allocate(CALL_STATE);
-            base = (MemorySegment) MMAP.invokeExact(state, MemorySegment.NULL, mapLength,
+            base = (MemorySegment) Calls.MMAP.invokeExact(state, MemorySegment.NULL, mapLength,
                     PROT_READ | PROT_WRITE, MAP_SHARED, fd, offset - lead);
             if (base.address() == MAP_FAILED) {
                 throw new ErrnoException("mmap", errno(state));
@@ -102,7 +105,7 @@ final class FfmMemoryMapper implements MemoryMapper {
 
     private static void unmap(long address, long length) {
         try {
-            int rc = (int) MUNMAP.invokeExact(MemorySegment.ofAddress(address), length);
+            int rc = (int) Calls.MUNMAP.invokeExact(MemorySegment.ofAddress(address), length);
             assert rc == 0 : "munmap failed";
         } catch (Throwable t) {
             throw new AssertionError("munmap downcall", t);
@@ -113,11 +116,11 @@ final class FfmMemoryMapper implements MemoryMapper {
     public int createMemoryFile(String name, long size) throws ErrnoException {
         try (Arena call = Arena.ofConfined()) {
             MemorySegment state = call.allocate(CALL_STATE);
-            int fd = (int) MEMFD_CREATE.invokeExact(state, call.allocateFrom(name), MFD_CLOEXEC);
+            int fd = (int) Calls.MEMFD_CREATE.invokeExact(state, call.allocateFrom(name), MFD_CLOEXEC);
             if (fd < 0) {
                 throw new ErrnoException("memfd_create", errno(state));
             }
-            int rc = (int) FTRUNCATE.invokeExact(state, fd, size);
+            int rc = (int) Calls.FTRUNCATE.invokeExact(state, fd, size);
             if (rc != 0) {
                 int err = errno(state);
                 close(fd);
@@ -134,7 +137,7 @@ final class FfmMemoryMapper implements MemoryMapper {
     @Override
     public void close(int fd) {
         try {
-            int ignored = (int) CLOSE.invokeExact(fd);
+            int ignored = (int) Calls.CLOSE.invokeExact(fd);
         } catch (Throwable t) {
             throw new AssertionError("close downcall", t);
         }
