@@ -94,9 +94,11 @@ class RingLifecycleConformanceTest extends ConformanceBase {
         }
         q.kick();
         q.awaitUsedIdx(5, WAIT);
-        q.post("not kicked", 16);
-        q.post("not kicked", 16);
-        fe.setVringEnable(0, false); // as QEMU: disable, then GET_VRING_BASE; nothing processes the last two
+        // As QEMU: disable, then GET_VRING_BASE. Chains published after the disable are not processed. (Posting
+        // them before it would race with the worker's legitimate re-check after its drain.)
+        fe.setVringEnable(0, false);
+        q.post("not processed", 16);
+        q.post("not processed", 16);
         assertEquals(5, fe.getVringBase(0));
     }
 
