@@ -1,11 +1,10 @@
 package dev.vhostdevice.i2c;
 
 import dev.vhostdevice.vhostuser.cli.DaemonCommand;
-import dev.vhostdevice.vhostuser.cli.ManifestVersion;
+import dev.vhostdevice.vhostuser.cli.Option;
+import dev.vhostdevice.vhostuser.cli.ParsedArgs;
 import dev.vhostdevice.vhostuser.device.DeviceFactory;
 import java.nio.file.Path;
-import picocli.CommandLine.Command;
-import picocli.CommandLine.Option;
 
 /**
  * {@code vhost-device-i2c}: a drop-in for rust-vmm's daemon of that name. Differences: with
@@ -13,14 +12,13 @@ import picocli.CommandLine.Option;
  * (upstream accepts it); {@code sim} names a simulated EEPROM adapter. All sockets share the adapters, as
  * upstream's do.
  */
-@Command(name = "vhost-device-i2c", mixinStandardHelpOptions = true, versionProvider = ManifestVersion.class,
-        description = "virtio-i2c vhost-user back-end: passes the guest's I2C transfers to host adapters.")
 public final class I2cCommand extends DaemonCommand {
-    @Option(names = {"-l", "--device-list"}, required = true, paramLabel = "LIST",
-            description = "Adapters and client addresses: <adapter>:<addr>[:<addr>...][,...]. An adapter is a bus"
+    static final Option DEVICE_LIST = Option.value("-l", "--device-list", Option.Type.STRING, "LIST",
+            "Adapters and client addresses: <adapter>:<addr>[:<addr>...][,...]. An adapter is a bus"
                     + " number (/dev/i2c-N), an adapter name from /sys/bus/i2c/devices/i2c-N/name, or 'sim' (256-byte"
                     + " 24C02-like EEPROMs at the listed addresses); addresses are decimal, 0 to 127."
-                    + " Example: -l 6:32:41,sim:80")
+                    + " Example: -l 6:32:41,sim:80").asRequired();
+
     String deviceList;
 
     private final I2cHost host;
@@ -32,8 +30,15 @@ public final class I2cCommand extends DaemonCommand {
     }
 
     I2cCommand(I2cHost host, Path sysfsDevices) {
+        super("vhost-device-i2c",
+                "virtio-i2c vhost-user back-end: passes the guest's I2C transfers to host adapters.", DEVICE_LIST);
         this.host = host;
         this.sysfsDevices = sysfsDevices;
+    }
+
+    @Override
+    protected void configure(ParsedArgs args) {
+        deviceList = args.string(DEVICE_LIST);
     }
 
     @Override

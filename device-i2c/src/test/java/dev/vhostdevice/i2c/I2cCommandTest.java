@@ -12,7 +12,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
 
 /** The command line, a drop-in for rust-vmm's vhost-device-i2c: bad arguments give one line and status 2. */
 class I2cCommandTest {
@@ -78,7 +77,7 @@ class I2cCommandTest {
     @Test
     void allSocketsShareOneBusAndEachGetsItsOwnDevice() throws Exception {
         I2cCommand command = new I2cCommand();
-        new CommandLine(command).parseArgs("-s", socket(), "-c", "3", "-l", "sim:80");
+        command.parseArgs("-s", socket(), "-c", "3", "-l", "sim:80");
         var first = command.deviceFactory(0).create();
         var second = command.deviceFactory(1).create();
         assertInstanceOf(I2cDevice.class, first);

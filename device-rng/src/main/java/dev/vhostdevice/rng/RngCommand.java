@@ -1,37 +1,46 @@
 package dev.vhostdevice.rng;
 
 import dev.vhostdevice.vhostuser.cli.DaemonCommand;
-import dev.vhostdevice.vhostuser.cli.ManifestVersion;
+import dev.vhostdevice.vhostuser.cli.Option;
+import dev.vhostdevice.vhostuser.cli.ParsedArgs;
 import dev.vhostdevice.vhostuser.device.DeviceFactory;
 import java.io.IOException;
 import java.nio.file.Path;
-import picocli.CommandLine.Command;
-import picocli.CommandLine.Option;
 
 /**
  * {@code vhost-device-rng}: a drop-in for rust-vmm's daemon of that name. One difference: with
  * {@code --socket-count 1} (the default) the socket is exactly {@code --socket-path}, where upstream always
  * appends 0.
  */
-@Command(name = "vhost-device-rng", mixinStandardHelpOptions = true, versionProvider = ManifestVersion.class,
-        description = "virtio-rng vhost-user back-end: serves random bytes from a file or device to the guest.")
 public final class RngCommand extends DaemonCommand {
     /** QEMU's maximum period for its own rate limiter; also upstream's default. */
     static final int MAX_PERIOD_MS = 65536;
 
-    @Option(names = {"-p", "--period"}, defaultValue = "65536", paramLabel = "MS",
-            description = "Rate-limit period in milliseconds, 1 to 65536 (default: ${DEFAULT-VALUE}).")
+    static final Option PERIOD = Option.value("-p", "--period", Option.Type.INT, "MS",
+            "Rate-limit period in milliseconds, 1 to 65536.").withDefault("65536");
+    static final Option MAX_BYTES = Option.value("-m", "--max-bytes", Option.Type.LONG, "BYTES",
+            "Bytes allowed per period for all guests together, shared equally (default: unlimited).");
+    static final Option RNG_SOURCE = Option.value("-f", "--rng-source", Option.Type.PATH, "FILE",
+            "Entropy source.").withDefault("/dev/urandom");
+
     int periodMillis;
-
-    @Option(names = {"-m", "--max-bytes"}, paramLabel = "BYTES",
-            description = "Bytes allowed per period for all guests together, shared equally (default: unlimited).")
     Long maxBytes;
-
-    @Option(names = {"-f", "--rng-source"}, defaultValue = "/dev/urandom", paramLabel = "FILE",
-            description = "Entropy source (default: ${DEFAULT-VALUE}).")
     Path rngSource;
 
     private EntropySource source;
+
+    public RngCommand() {
+        super("vhost-device-rng",
+                "virtio-rng vhost-user back-end: serves random bytes from a file or device to the guest.",
+                PERIOD, MAX_BYTES, RNG_SOURCE);
+    }
+
+    @Override
+    protected void configure(ParsedArgs args) {
+        periodMillis = args.intValue(PERIOD);
+        maxBytes = args.isSet(MAX_BYTES) ? args.longValue(MAX_BYTES) : null;
+        rngSource = args.path(RNG_SOURCE);
+    }
 
     @Override
     protected DeviceFactory deviceFactory(int socketIndex) throws IOException {

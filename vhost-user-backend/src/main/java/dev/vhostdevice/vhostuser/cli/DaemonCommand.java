@@ -2,45 +2,88 @@ package dev.vhostdevice.vhostuser.cli;
 
 import dev.vhostdevice.vhostuser.device.DeviceFactory;
 import dev.vhostdevice.vhostuser.server.VhostUserServer;
-import java.io.PrintWriter;
+import java.io.PrintStream;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
-import picocli.CommandLine;
-import picocli.CommandLine.Mixin;
 
 /**
  * Base of every device daemon's command: socket options, one {@link VhostUserServer} per socket, each with its
  * own device factory, and a clean shutdown on SIGTERM/SIGINT (servers closed, socket files removed).
  *
  * <pre>{@code
- * @Command(name = "vhost-device-rng", mixinStandardHelpOptions = true, versionProvider = ...)
  * final class RngCommand extends DaemonCommand {
- *     @Option(names = "--rng-source") Path source;
+ *     static final Option SOURCE = Option.value("-f", "--rng-source", Option.Type.PATH, "FILE", "Entropy source.");
+ *     Path source;
+ *     RngCommand() { super("vhost-device-rng", "virtio-rng vhost-user back-end.", SOURCE); }
+ *     protected void configure(ParsedArgs args) { source = args.path(SOURCE); }
  *     protected DeviceFactory deviceFactory(int socketIndex) { return () -> new RngDevice(source); }
  *     public static void main(String[] args) { System.exit(DaemonCommand.execute(new RngCommand(), args)); }
  * }
  * }</pre>
  */
-public abstract class DaemonCommand implements Callable<Integer> {
+public abstract class DaemonCommand {
     /** Exit status for bad command-line arguments. */
     public static final int EXIT_USAGE = 2;
     /** Exit status for a failure to start serving. */
     public static final int EXIT_FAILURE = 1;
 
-    @Mixin
-    protected SocketOptions sockets = new SocketOptions();
+    protected final SocketOptions sockets = new SocketOptions();
 
+    private final OptionParser parser;
     private final List<VhostUserServer> servers = new ArrayList<>();
     private final CountDownLatch stopped = new CountDownLatch(1);
+
+    /**
+     * @param name        the executable's name, for help and error lines
+     * @param description one or two sentences for {@code --help}
+     * @param options     the device's own options; the socket options, help and version come with every daemon
+     */
+    protected DaemonCommand(String name, String description, Option... options) {
+        List<Option> all = new ArrayList<>(SocketOptions.OPTIONS.size() + options.length);
+        all.addAll(SocketOptions.OPTIONS);
+        all.addAll(List.of(options));
+        this.parser = new OptionParser(name, description, all);
+    }
+
+    /** The executable's name. */
+    public final String name() {
+        return parser.name();
+    }
+
+    /** Reads the device's own option values (the socket options are read already). Validate in deviceFactory. */
+    protected void configure(ParsedArgs args) {
+    }
 
     /** The factory for the device behind socket {@code socketIndex} (0-based). Validate options here. */
     protected abstract DeviceFactory deviceFactory(int socketIndex) throws Exception;
 
-    @Override
-    public Integer call() throws Exception {
+    /** The {@code --version} lines: from the jar's manifest. */
+    protected List<String> version() {
+        return ManifestVersion.of(getClass(), name());
+    }
+
+    /** The {@code --help} text. */
+    public final String help() {
+        return parser.help();
+    }
+
+    /**
+     * Parses {@code args} into this command's options: the socket options and {@link #configure}, unless help or
+     * version was asked for. Throws {@link UsageException} for bad arguments.
+     */
+    public final ParsedArgs parseArgs(String... args) {
+        ParsedArgs parsed = parser.parse(args);
+        if (!parsed.isSet(OptionParser.HELP) && !parsed.isSet(OptionParser.VERSION)) {
+            sockets.read(parsed);
+            configure(parsed);
+        }
+        return parsed;
+    }
+
+    /** Starts a server on every socket and waits until {@link #stop()}; call after {@link #parseArgs}. */
+    public void serve() throws Exception {
         List<Path> paths = sockets.socketPaths();
         List<DeviceFactory> factories = new ArrayList<>(paths.size());
         for (int i = 0; i < paths.size(); i++) {
@@ -59,10 +102,9 @@ public abstract class DaemonCommand implements Callable<Integer> {
             throw e;
         }
         stopped.await();
-        return 0;
     }
 
-    /** Closes every server (removing its socket file); {@link #call()} then returns. */
+    /** Closes every server (removing its socket file); {@link #serve()} then returns. */
     public void stop() {
         synchronized (servers) {
             for (VhostUserServer server : servers) {
@@ -74,24 +116,45 @@ public abstract class DaemonCommand implements Callable<Integer> {
     }
 
     /**
-     * Parses {@code args} and runs {@code command}; returns the exit status. Bad arguments and start-up failures
-     * print one line ({@code name: message}) and a hint, not a stack trace.
+     * Parses {@code args} and runs {@code command}; returns the exit status: 0, {@link #EXIT_USAGE} for bad
+     * arguments (also an IllegalArgumentException from the device, such as an out-of-range value), or
+     * {@link #EXIT_FAILURE} for a failure to start. Errors print one line ({@code name: message}), not a stack
+     * trace; argument errors add a hint to try {@code --help}. Help and version go to standard output.
      */
-    public static int execute(Object command, String... args) {
-        CommandLine line = new CommandLine(command);
-        line.setParameterExceptionHandler((e, ignored) -> {
-            PrintWriter err = e.getCommandLine().getErr();
-            err.println(e.getCommandLine().getCommandName() + ": " + e.getMessage());
-            err.println("Try '" + e.getCommandLine().getCommandName() + " --help' for more information.");
+    public static int execute(DaemonCommand command, String... args) {
+        PrintStream err = System.err;
+        ParsedArgs parsed;
+        try {
+            parsed = command.parseArgs(args);
+        } catch (UsageException e) {
+            err.println(command.name() + ": " + e.getMessage());
+            err.println("Try '" + command.name() + " --help' for more information.");
             err.flush();
             return EXIT_USAGE;
-        });
-        line.setExecutionExceptionHandler((e, cl, parsed) -> {
-            PrintWriter err = cl.getErr();
-            err.println(cl.getCommandName() + ": " + (e.getMessage() != null ? e.getMessage() : e.toString()));
+        } catch (IllegalArgumentException e) {
+            err.println(command.name() + ": " + e.getMessage());
+            err.flush();
+            return EXIT_USAGE;
+        }
+        if (parsed.isSet(OptionParser.HELP)) {
+            System.out.print(command.help());
+            System.out.flush();
+            return 0;
+        }
+        if (parsed.isSet(OptionParser.VERSION)) {
+            for (String line : command.version()) {
+                System.out.println(line);
+            }
+            System.out.flush();
+            return 0;
+        }
+        try {
+            command.serve();
+            return 0;
+        } catch (Exception e) {
+            err.println(command.name() + ": " + (e.getMessage() != null ? e.getMessage() : e.toString()));
             err.flush();
             return e instanceof IllegalArgumentException ? EXIT_USAGE : EXIT_FAILURE;
-        });
-        return line.execute(args);
+        }
     }
 }

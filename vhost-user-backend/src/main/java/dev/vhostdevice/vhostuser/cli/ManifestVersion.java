@@ -1,25 +1,22 @@
 package dev.vhostdevice.vhostuser.cli;
 
-import picocli.CommandLine.IVersionProvider;
-import picocli.CommandLine.Model.CommandSpec;
-import picocli.CommandLine.Spec;
+import java.util.List;
 
 /**
  * {@code --version} from the executable jar's manifest (Implementation-Title and -Version, set at packaging),
  * so the version is written in one place: the pom.
  */
-public final class ManifestVersion implements IVersionProvider {
-    @Spec
-    CommandSpec spec;
+public final class ManifestVersion {
+    private ManifestVersion() {
+    }
 
-    @Override
-    public String[] getVersion() {
-        Package pkg = spec.userObject().getClass().getPackage();
+    /** The version lines of the jar holding {@code commandClass}; {@code name} if the manifest has no title. */
+    public static List<String> of(Class<?> commandClass, String name) {
+        Package pkg = commandClass.getPackage();
         String version = pkg.getImplementationVersion();
         String title = pkg.getImplementationTitle();
-        return new String[] {
-            (title != null ? title : spec.name()) + " " + (version != null ? version : "(development build)"),
-            "Java " + Runtime.version() + " (" + System.getProperty("java.vm.vendor") + ")",
-        };
+        return List.of(
+                (title != null ? title : name) + " " + (version != null ? version : "(development build)"),
+                "Java " + Runtime.version() + " (" + System.getProperty("java.vm.vendor") + ")");
     }
 }

@@ -3,24 +3,31 @@ package dev.vhostdevice.vhostuser.cli;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import picocli.CommandLine.Option;
 
 /**
- * The socket options every device daemon shares (picocli mixin): {@code -s/--socket-path} and
- * {@code -c/--socket-count}. With N &gt; 1 sockets PATH0 … PATH(N-1) are served (a plain suffix, as the
- * rust-vmm daemons do); with N = 1 exactly PATH.
+ * The socket options every device daemon shares: {@code -s/--socket-path} and {@code -c/--socket-count}. With
+ * N &gt; 1 sockets PATH0 … PATH(N-1) are served (a plain suffix, as the rust-vmm daemons do); with N = 1 exactly
+ * PATH.
  */
 public final class SocketOptions {
     /** A sane bound: each socket is a thread pair and its own device. */
     public static final int MAX_SOCKETS = 1024;
 
-    @Option(names = {"-s", "--socket-path"}, required = true, paramLabel = "PATH",
-            description = "Unix socket to listen on (with --socket-count N > 1: PATH0 .. PATH(N-1)).")
-    Path socketPath;
+    public static final Option SOCKET_PATH = Option.value("-s", "--socket-path", Option.Type.PATH, "PATH",
+            "Unix socket to listen on (with --socket-count N > 1: PATH0 .. PATH(N-1)).").asRequired();
+    public static final Option SOCKET_COUNT = Option.value("-c", "--socket-count", Option.Type.INT, "N",
+            "Number of sockets (guests) to serve.").withDefault("1");
+    /** Both, for a command's option list. */
+    public static final List<Option> OPTIONS = List.of(SOCKET_PATH, SOCKET_COUNT);
 
-    @Option(names = {"-c", "--socket-count"}, defaultValue = "1", paramLabel = "N",
-            description = "Number of sockets (guests) to serve (default: ${DEFAULT-VALUE}).")
+    Path socketPath;
     int socketCount = 1;
+
+    /** Takes the values from a parsed command line. */
+    public void read(ParsedArgs args) {
+        socketPath = args.path(SOCKET_PATH);
+        socketCount = args.intValue(SOCKET_COUNT);
+    }
 
     public Path socketPath() {
         return socketPath;

@@ -11,14 +11,16 @@ import java.nio.file.Path;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine.Command;
 
 class DaemonCommandTest {
     @TempDir
     Path dir;
 
-    @Command(name = "vhost-device-echo", mixinStandardHelpOptions = true, version = "echo 1.0")
     static final class EchoCommand extends DaemonCommand {
+        EchoCommand() {
+            super("vhost-device-echo", "Echo test device.");
+        }
+
         @Override
         protected DeviceFactory deviceFactory(int socketIndex) {
             return EchoDevice::new;
