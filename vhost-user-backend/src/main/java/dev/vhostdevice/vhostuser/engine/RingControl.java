@@ -205,6 +205,9 @@ final class RingControl implements Worker.Events {
         if (request == FrontendRequest.SET_VRING_KICK && message.noFd()) {
             throw ProtocolException.invalid("vring " + v.index + ": polling mode (NOFD kick) is not supported");
         }
+        if (!message.noFd()) {
+            linux.setNonBlocking(fds.peek(0)); // a blocking pipe as call fd would wedge the worker once full
+        }
         int fd = message.noFd() ? -1 : fds.take(0);
         worker.call(() -> {
             switch (request) {
@@ -485,6 +488,12 @@ final class RingControl implements Worker.Events {
     }
 
     void setLogFd(int fd) throws Exception {
+        try {
+            linux.setNonBlocking(fd);
+        } catch (ErrnoException e) {
+            linux.close(fd);
+            throw e;
+        }
         worker.call(() -> {
             int old = logFd;
             logFd = fd;

@@ -406,6 +406,10 @@ public final class VhostUserSession implements AutoCloseable {
             LOG.error("{}: stopping rings: {}", name, e.toString());
         }
         worker.close();
+        // Before the device closes: a running transfer calls saveState / loadState on it.
+        if (stateTransfer != null && !stateTransfer.await(1000)) {
+            LOG.warn("{}: a device state transfer is still running at disconnect", name);
+        }
         closeDevice();
         rings.releaseAll();
         if (inflight != null) {
@@ -414,9 +418,6 @@ public final class VhostUserSession implements AutoCloseable {
         BackendChannel b = backend;
         if (b != null) {
             b.close();
-        }
-        if (stateTransfer != null && !stateTransfer.await(1000)) {
-            LOG.warn("{}: a device state transfer is still running at disconnect", name);
         }
         channel.close();
     }

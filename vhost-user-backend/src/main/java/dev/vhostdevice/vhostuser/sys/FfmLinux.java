@@ -483,13 +483,23 @@ final class FfmLinux implements Linux {
 
     @Override
     public void setBlocking(int fd) throws ErrnoException {
+        setNonBlockingFlag(fd, false);
+    }
+
+    @Override
+    public void setNonBlocking(int fd) throws ErrnoException {
+        setNonBlockingFlag(fd, true);
+    }
+
+    private void setNonBlockingFlag(int fd, boolean on) throws ErrnoException {
         Scratch s = SCRATCH.get();
         try {
             int flags = (int) Files.FCNTL_GET.invokeExact(s.state, fd, F_GETFL);
             if (flags < 0) {
                 throw new ErrnoException("fcntl(F_GETFL)", errno(s.state));
             }
-            if ((int) Files.FCNTL_SET.invokeExact(s.state, fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
+            int wanted = on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK;
+            if (wanted != flags && (int) Files.FCNTL_SET.invokeExact(s.state, fd, F_SETFL, wanted) < 0) {
                 throw new ErrnoException("fcntl(F_SETFL)", errno(s.state));
             }
         } catch (ErrnoException e) {

@@ -66,6 +66,12 @@ public interface Linux {
     /** Clears O_NONBLOCK on {@code fd} (for a device-state pipe the front-end may hand over non-blocking). */
     void setBlocking(int fd) throws ErrnoException;
 
+    /**
+     * Sets O_NONBLOCK on {@code fd}: a ring or log fd that is not the non-blocking eventfd the front-end should
+     * send (a pipe nobody reads, say) must not block the worker in {@link #writeEventfd} or {@link #readEventfd}.
+     */
+    void setNonBlocking(int fd) throws ErrnoException;
+
     /** Seals of a memory file that forbid growing, shrinking and further sealing (F_SEAL_GROW|SHRINK|SEAL). */
     int SEALS_FIXED_SIZE = 0x4 | 0x2 | 0x1;
 

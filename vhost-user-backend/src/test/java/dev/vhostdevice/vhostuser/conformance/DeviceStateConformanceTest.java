@@ -109,4 +109,20 @@ class DeviceStateConformanceTest extends ConformanceBase {
         assertEquals(0, fe.checkDeviceState());
         assertArrayEquals(new byte[] {8, 7, 6, 5, 4, 3, 2, 1}, fe.getConfig(0, 8));
     }
+    // Disconnect during a LOAD: the engine waits for the running transfer before it closes the device, so the
+    // transfer never works on a closed device.
+    @Test
+    void aDisconnectDuringALoadClosesTheDeviceOnlyAfterTheTransfer() throws Exception {
+        negotiateWithReplyAck(DEVICE_STATE);
+        ProbeDevice d = device();
+        int[] pair = linux.socketPair();
+        assertEquals(0, fe.setDeviceStateFd(LOAD, 0, pair[1]).u64() & 0xFF);
+        linux.close(pair[1]);
+        fe.close();
+        fe = null;
+        Thread.sleep(200); // the session is closing meanwhile
+        writeAndClose(pair[0], new byte[] {8, 7, 6, 5, 4, 3, 2, 1});
+        awaitTrue(() -> d.closed, "the device closed at disconnect");
+        org.junit.jupiter.api.Assertions.assertFalse(d.stateUsedAfterClose, "the transfer ran on a closed device");
+    }
 }

@@ -30,6 +30,9 @@ final class ProbeDevice implements VirtioDevice {
     volatile long ackedFeatures = -1;
     volatile boolean hold;
     volatile boolean crashOnStop;
+    volatile boolean closed;
+    /** A state transfer touched the device after the engine closed it. */
+    volatile boolean stateUsedAfterClose;
     final AtomicInteger held = new AtomicInteger();
     final byte[] config = {1, 2, 3, 4, 5, 6, 7, 8};
     private final boolean state;
@@ -165,8 +168,16 @@ final class ProbeDevice implements VirtioDevice {
     }
 
     @Override
+    public void close() {
+        closed = true;
+    }
+
+    @Override
     public void loadState(InputStream in) throws IOException {
         byte[] all = in.readAllBytes();
+        if (closed) {
+            stateUsedAfterClose = true;
+        }
         if (all.length != config.length) {
             throw new IOException("corrupt state: " + all.length + " bytes");
         }

@@ -234,6 +234,35 @@ class RingLifecycleConformanceTest extends ConformanceBase {
                 "the old one is not");
     }
 
+    // Hostile input: a call fd that is not a non-blocking eventfd (here a socket nobody reads) fills up; the worker
+    // must not block writing to it, so the ring keeps serving and control requests keep being answered.
+    @Test
+    void aFullBlockingCallFdDoesNotWedgeTheWorker() throws Exception {
+        negotiateWithReplyAck(0);
+        FrontendQueue q = runningQueue(0);
+        dev.vhostdevice.vhostuser.sys.Linux linux = dev.vhostdevice.vhostuser.sys.Linux.system();
+        int[] pair = linux.socketPair();
+        try {
+            fe.setVringCall(0, pair[0]);
+            // Shared file description: the back-end's copy made it non-blocking, so this fill stops at EAGAIN
+            // instead of blocking (as the worker's write would) once the socket buffer is full.
+            org.junit.jupiter.api.Assertions.assertTimeoutPreemptively(WAIT, () -> {
+                try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+                    java.lang.foreign.MemorySegment chunk = arena.allocate(4096);
+                    while (linux.write(pair[0], chunk, 4096) > 0) {
+                        // until the buffer is full
+                    }
+                }
+            }, "the call fd the back-end got is still blocking");
+            roundTrip(q, "full");
+            roundTrip(q, "still full");
+            assertTrue(fe.getVringBase(0) >= 2, "the worker still answers control requests");
+        } finally {
+            linux.close(pair[0]);
+            linux.close(pair[1]);
+        }
+    }
+
     // §7 #49: without EVENT_IDX, VRING_AVAIL_F_NO_INTERRUPT suppresses calls.
     @Test
     void noInterruptFlagSuppressesCallsWithoutEventIdx() throws Exception {
