@@ -52,7 +52,7 @@ final class RingControl implements Worker.Events {
         this.session = session;
         this.linux = session.linux();
         this.device = session.device();
-        this.memory = new MemoryControl(new FdRegionMapper(session.mapper()), this);
+        this.memory = new MemoryControl(session.regionMapper(), this);
     }
 
     void attach(Worker w, Vring[] rings) {
@@ -79,8 +79,14 @@ final class RingControl implements Worker.Events {
     // ------------------------------------------------------------------------------------ worker events
 
     @Override
-    public void kick(int queueIndex) {
+    public void kick(int queueIndex, int readyEvents) {
         Vring v = vrings[queueIndex];
+        if ((readyEvents & (Linux.EPOLLHUP | Linux.EPOLLERR)) != 0) {
+            // A kick fd whose other end is gone (a pipe or socket passed instead of an eventfd) stays "ready"
+            // for ever: stop watching it, or the worker spins. The ring is still served on every other event.
+            LOG.error("{}: queue {}: the kick fd hung up; no more kicks from it", session.name(), queueIndex);
+            worker.unwatch(v.kickFd);
+        }
         try {
             linux.readEventfd(v.kickFd);
         } catch (ErrnoException e) {

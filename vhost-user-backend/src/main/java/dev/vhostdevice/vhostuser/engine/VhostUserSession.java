@@ -98,6 +98,11 @@ public final class VhostUserSession implements AutoCloseable {
         return linux;
     }
 
+    /** How regions are mapped: from fds (QEMU), or another layout's mapper (Xen). */
+    RegionMapper regionMapper() {
+        return regionMapper;
+    }
+
     MemoryMapper mapper() {
         return mapper;
     }

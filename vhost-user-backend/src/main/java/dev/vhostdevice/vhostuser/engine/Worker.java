@@ -30,7 +30,8 @@ final class Worker implements AutoCloseable {
 
     /** What the worker dispatches to. */
     interface Events {
-        void kick(int queueIndex);
+        /** Queue {@code queueIndex}'s kick fd is ready ({@code readyEvents}: the EPOLL* bits). */
+        void kick(int queueIndex, int readyEvents);
 
         void hostFd(int token, int events);
     }
@@ -139,7 +140,7 @@ final class Worker implements AutoCloseable {
                     linux.readEventfd(wakeFd);
                     runTasks();
                 }
-                case KIND_KICK -> events.kick(value);
+                case KIND_KICK -> events.kick(value, readyEvents);
                 case KIND_HOST -> events.hostFd(value, readyEvents);
                 default -> LOG.error("{}: unknown epoll token 0x{}", name, Long.toHexString(data));
             }

@@ -263,6 +263,31 @@ class RingLifecycleConformanceTest extends ConformanceBase {
         }
     }
 
+    // Hostile input: a kick fd whose peer hangs up stays epoll-ready for ever; the worker must not spin on it.
+    @Test
+    void aKickFdThatHangsUpDoesNotSpinTheWorker() throws Exception {
+        negotiateWithReplyAck(0);
+        FrontendQueue q = runningQueue(0);
+        dev.vhostdevice.vhostuser.sys.Linux linux = dev.vhostdevice.vhostuser.sys.Linux.system();
+        int[] pair = linux.socketPair();
+        try {
+            fe.setVringKick(0, pair[0]);
+            linux.close(pair[1]); // EPOLLHUP from now on
+            Thread worker = Thread.getAllStackTraces().keySet().stream()
+                    .filter(t -> t.getName().endsWith("-worker") && t.isAlive())
+                    .findFirst().orElseThrow();
+            var threads = java.lang.management.ManagementFactory.getThreadMXBean();
+            Thread.sleep(100);
+            long before = threads.getThreadCpuTime(worker.threadId());
+            Thread.sleep(500);
+            long spent = threads.getThreadCpuTime(worker.threadId()) - before;
+            assertTrue(spent < 100_000_000L, "the worker burnt " + spent / 1_000_000 + " ms of CPU in 500 ms");
+            assertTrue(fe.getVringBase(0) >= 0, "the worker still answers control requests");
+        } finally {
+            linux.close(pair[0]);
+        }
+    }
+
     // §7 #49: without EVENT_IDX, VRING_AVAIL_F_NO_INTERRUPT suppresses calls.
     @Test
     void noInterruptFlagSuppressesCallsWithoutEventIdx() throws Exception {
