@@ -51,6 +51,11 @@ final class RateLimiter {
         }
     }
 
+    /** Lifts the limit until the current period ends (when nothing could wake a throttled queue). */
+    void suspendForPeriod() {
+        remaining = Long.MAX_VALUE;
+    }
+
     /** Nanoseconds until the current period ends and the budget is full again (at least 1). */
     long nanosUntilRefill() {
         return Math.max(1, periodStart + periodNanos - clock.getAsLong());

@@ -86,7 +86,7 @@ public final class RngDevice implements VirtioDevice {
         while (!throttled) {
             if (limiter.allowance(1) == 0) {
                 throttle();
-                return;
+                continue; // throttled ends the loop; a timer that could not be armed suspended the limit instead
             }
             if (!queue.pop(chain)) {
                 return;
@@ -145,6 +145,7 @@ public final class RngDevice implements VirtioDevice {
         } catch (ErrnoException e) {
             // Without a timer the ring would stall for good: serve on rather than starve the guest.
             LOG.error("rng: cannot arm the rate-limit timer, limit suspended for this period: {}", e.toString());
+            limiter.suspendForPeriod();
             throttled = false;
         }
     }

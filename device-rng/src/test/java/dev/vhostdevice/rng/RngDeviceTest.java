@@ -78,8 +78,12 @@ class RngDeviceTest {
     }
 
     private void start(long maxBytes, long periodMillis) {
+        start(maxBytes, periodMillis, Linux.system());
+    }
+
+    private void start(long maxBytes, long periodMillis, Linux linux) {
         RateLimiter limiter = new RateLimiter(maxBytes, periodMillis * MS, now::get);
-        RngDevice device = new RngDevice(source, limiter, Linux.system());
+        RngDevice device = new RngDevice(source, limiter, linux);
         host = new EmbeddedDeviceHost(device, new SplitQueue[] {queue}, interrupts::add, null,
                 new EmbeddedDeviceHost.FdWatcher() {
                     @Override
@@ -163,6 +167,31 @@ class RngDeviceTest {
         host.hostFdReady(1, Linux.EPOLLIN);
         assertEquals(new DriverQueue.Used(c, 64), driver.pollUsed(), "the timer resumed the queue");
         assertEquals(164, source.produced);
+    }
+
+    @Test
+    void whenTheTimerCannotBeArmedTheLimitIsSuspendedAndTheRingDoesNotStall() {
+        Linux real = Linux.system();
+        Linux noTimer = (Linux) java.lang.reflect.Proxy.newProxyInstance(Linux.class.getClassLoader(),
+                new Class<?>[] {Linux.class}, (proxy, method, args) -> {
+                    if (method.getName().equals("armTimer")) {
+                        throw new dev.vhostdevice.virtqueue.memory.ErrnoException("timerfd_settime", 12);
+                    }
+                    try {
+                        return method.invoke(real, args);
+                    } catch (java.lang.reflect.InvocationTargetException e) {
+                        throw e.getCause();
+                    }
+                });
+        start(100, 1000, noTimer);
+        int a = driver.add(writable(0x10000, 64));
+        int b = driver.add(writable(0x10100, 64));
+        int c = driver.add(writable(0x10200, 64));
+        host.kick(0);
+        assertEquals(new DriverQueue.Used(a, 64), driver.pollUsed());
+        assertEquals(new DriverQueue.Used(b, 36), driver.pollUsed());
+        // No timer would ever resume a throttled ring, and the driver has already kicked: serve on.
+        assertEquals(new DriverQueue.Used(c, 64), driver.pollUsed(), "the third request is not stranded");
     }
 
     @Test

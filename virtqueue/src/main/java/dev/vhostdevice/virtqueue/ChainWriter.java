@@ -22,7 +22,8 @@ public final class ChainWriter extends ChainCursor {
     public interface Source {
         /**
          * Writes up to {@code length} bytes into {@code segment} at {@code offset}; returns how many it wrote,
-         * or -1 at end of data.
+         * or -1 at end of data. {@code segment} is the whole guest memory region (a slice per piece would
+         * allocate): the source must write only within [{@code offset}, {@code offset + length}).
          */
         long fill(MemorySegment segment, long offset, long length) throws IOException;
     }

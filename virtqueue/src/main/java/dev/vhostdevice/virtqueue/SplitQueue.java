@@ -543,7 +543,8 @@ public final class SplitQueue {
     }
 
     private void logWritten(Chain chain) {
-        long left = chain.bytesWritten();
+        // Unsigned: a used length of 2 GiB or more is a negative int.
+        long left = Integer.toUnsignedLong(chain.bytesWritten());
         for (int p = chain.firstWritablePiece(); p < chain.pieceCount() && left > 0; p++) {
             long step = Math.min(left, chain.pieceLength(p));
             dirtyLog.markDirty(chain.pieceAddress(p), step);

@@ -144,6 +144,28 @@ class ChainValidationTest {
         }
     }
 
+    @Test
+    void writesOver2GiBAreDirtyLoggedInFull() throws Exception {
+        try (GuestMemory big = bigMemory()) {
+            DriverQueue d = DriverQueue.layout(big, SIZE, 0x1000);
+            SplitQueue q = new SplitQueue("big", SIZE);
+            d.configure(q);
+            q.activate(big);
+            java.util.List<long[]> dirty = new java.util.ArrayList<>();
+            q.setDirtyLog((gpa, length) -> dirty.add(new long[] {gpa, length}));
+            int head = d.add(writable(0x1_0000_0000L, 0xC000_0000));
+            Chain chain = new Chain();
+            assertTrue(q.pop(chain));
+            // Only the last byte is touched; the used length (3 GiB) still covers the whole buffer.
+            chain.writer().seek(0xBFFF_FFFFL);
+            chain.writer().writeByte(1);
+            q.addUsed(chain);
+            assertEquals(new DriverQueue.Used(head, 0xC000_0000), d.pollUsed());
+            long bufferBytes = dirty.stream().filter(r -> r[0] >= 0x1_0000_0000L).mapToLong(r -> r[1]).sum();
+            assertEquals(0xC000_0000L, bufferBytes, "every written byte must reach the dirty log");
+        }
+    }
+
     /** 1 MiB at 0 and 4 GiB at 4 GiB, the latter a memfd mapping so its pages stay untouched (lazy). */
     private static GuestMemory bigMemory() throws java.io.IOException {
         var mapper = dev.vhostdevice.virtqueue.memory.MemoryMapper.system();
