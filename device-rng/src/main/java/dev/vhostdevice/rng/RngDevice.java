@@ -23,6 +23,12 @@ import org.slf4j.LoggerFactory;
 public final class RngDevice implements VirtioDevice {
     public static final int VIRTIO_ID_RNG = 4;
     public static final int MAX_QUEUE_SIZE = 1024;
+    /**
+     * The most one request gets: a guest may offer gigabytes in one chain, and filling them would hold the worker
+     * (and the control messages queued behind it) for seconds. A short answer is valid virtio-rng; the driver
+     * asks again.
+     */
+    public static final long MAX_BYTES_PER_REQUEST = 1 << 20;
     private static final Logger LOG = LoggerFactory.getLogger(RngDevice.class);
     private static final int REQUEST_QUEUE = 0;
     private static final int TIMER_TOKEN = 1;
@@ -108,7 +114,7 @@ public final class RngDevice implements VirtioDevice {
             }
             return;
         }
-        long wanted = limiter.allowance(request.writableBytes());
+        long wanted = limiter.allowance(Math.min(request.writableBytes(), MAX_BYTES_PER_REQUEST));
         try {
             long written = request.writer().writeFrom(source, wanted);
             if (written < 0) {

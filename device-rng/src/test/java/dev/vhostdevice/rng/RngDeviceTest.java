@@ -69,7 +69,7 @@ class RngDeviceTest {
 
     @BeforeEach
     void setUp() throws Exception {
-        memory = GuestMemory.allocate(0, 1 << 20);
+        memory = GuestMemory.allocate(0, 4 << 20);
         driver = DriverQueue.layout(memory, 16, 0x1000);
         queue = new SplitQueue("rng", RngDevice.MAX_QUEUE_SIZE);
         driver.configure(queue);
@@ -114,6 +114,14 @@ class RngDeviceTest {
         assertArrayEquals(new byte[] {0, 1, 2}, driver.read(0x10000, 3));
         assertArrayEquals(new byte[] {3, 4, 5, 6, 7}, driver.read(0x10100, 5));
         assertEquals(List.of(0), interrupts);
+    }
+
+    @Test
+    void aRequestLargerThanAMebibyteGetsOneMebibyte() {
+        start(RateLimiter.UNLIMITED, 1000);
+        int head = driver.add(writable(0x100000, 0x100000), writable(0x200000, 0x100000));
+        host.kick(0);
+        assertEquals(new DriverQueue.Used(head, (int) RngDevice.MAX_BYTES_PER_REQUEST), driver.pollUsed());
     }
 
     @Test
