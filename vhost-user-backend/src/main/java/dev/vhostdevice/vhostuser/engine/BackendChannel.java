@@ -4,11 +4,14 @@ import dev.vhostdevice.vhostuser.protocol.BackendRequest;
 import dev.vhostdevice.vhostuser.protocol.MessageChannel;
 import dev.vhostdevice.vhostuser.protocol.MessageHeader;
 import dev.vhostdevice.vhostuser.protocol.PayloadCodec;
-import dev.vhostdevice.vhostuser.protocol.ProtocolException;
 import dev.vhostdevice.vhostuser.sys.Linux;
+import dev.vhostdevice.vhostuser.sys.ReceivedFds;
 import dev.vhostdevice.virtqueue.memory.ErrnoException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
+import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -23,9 +26,14 @@ final class BackendChannel implements AutoCloseable {
     /** How long a request waits for the front-end's ack (QEMU answers from its main loop at once). */
     static final int REPLY_TIMEOUT_MILLIS = 2_000;
     private static final int POLLIN = 1;
+    private static final int ACK_SIZE = MessageHeader.SIZE + PayloadCodec.U64_SIZE;
 
     private final Linux linux;
     private final MessageChannel channel;
+    private final Arena arena = Arena.ofShared();
+    /** The ack is read here, not through {@link MessageChannel#read}, which would block on a partial message. */
+    private final MemorySegment ack = arena.allocate(ACK_SIZE, 8);
+    private final ReceivedFds ackFds = new ReceivedFds();
     private boolean abandoned;
 
     BackendChannel(Linux linux, int socket) {
@@ -45,33 +53,50 @@ final class BackendChannel implements AutoCloseable {
         try {
             channel.request(request.code(), needReply ? MessageHeader.NEED_REPLY : 0, 0);
             return !needReply || awaitAck(request);
-        } catch (ErrnoException | ProtocolException e) {
+        } catch (ErrnoException e) {
             LOG.error("back-end channel: {} failed: {}", request, e.getMessage());
             abandoned = true;
             return false;
         }
     }
 
-    private boolean awaitAck(BackendRequest request) throws ErrnoException, ProtocolException {
-        if (!linux.poll(channel.socket(), POLLIN, REPLY_TIMEOUT_MILLIS)) {
-            LOG.error("back-end channel: no ack to {} within {} ms; channel abandoned", request, REPLY_TIMEOUT_MILLIS);
-            abandoned = true;
-            return false;
+    /**
+     * Reads the u64 ack. The whole read, not just its first byte, is bounded by {@link #REPLY_TIMEOUT_MILLIS}: a
+     * front-end that sends part of an ack and stops must not hold the sending thread (usually the worker).
+     */
+    private boolean awaitAck(BackendRequest request) throws ErrnoException {
+        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(REPLY_TIMEOUT_MILLIS);
+        int got = 0;
+        while (got < ACK_SIZE) {
+            long left = TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime());
+            if (left <= 0 || !linux.poll(channel.socket(), POLLIN, (int) left)) {
+                LOG.error("back-end channel: no complete ack to {} within {} ms ({} of {} bytes); channel abandoned",
+                        request, REPLY_TIMEOUT_MILLIS, got, ACK_SIZE);
+                abandoned = true;
+                return false;
+            }
+            int n = linux.receive(channel.socket(), ack.asSlice(got), ACK_SIZE - got, ackFds);
+            ackFds.closeAll(linux); // an ack carries no fds
+            if (n == 0) {
+                LOG.error("back-end channel: front-end closed the channel instead of acking {}", request);
+                abandoned = true;
+                return false;
+            }
+            int before = got;
+            got += n;
+            // Check the header as soon as it is complete: a bigger reply would otherwise be read only in part.
+            if (before < MessageHeader.SIZE && got >= MessageHeader.SIZE) {
+                MessageHeader reply = PayloadCodec.decodeHeader(ack);
+                if (reply.request() != request.code() || !reply.isReply() || reply.size() != PayloadCodec.U64_SIZE
+                        || reply.version() != MessageHeader.VERSION || reply.hasReservedFlags()) {
+                    LOG.error("back-end channel: expected a u64 ack to {}, got request {} flags 0x{} size {}; "
+                            + "channel abandoned", request, reply.request(), Integer.toHexString(reply.flags()), reply.size());
+                    abandoned = true;
+                    return false;
+                }
+            }
         }
-        MessageHeader reply = channel.read();
-        channel.fds().closeAll(linux);
-        if (reply == null) {
-            LOG.error("back-end channel: front-end closed the channel instead of acking {}", request);
-            abandoned = true;
-            return false;
-        }
-        if (reply.request() != request.code() || !reply.isReply() || reply.size() != PayloadCodec.U64_SIZE) {
-            LOG.error("back-end channel: expected a u64 ack to {}, got request {} flags 0x{} size {}; channel abandoned",
-                    request, reply.request(), Integer.toHexString(reply.flags()), reply.size());
-            abandoned = true;
-            return false;
-        }
-        long value = channel.body().get(ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), 0);
+        long value = ack.get(ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), MessageHeader.SIZE);
         if (value != 0) {
             LOG.error("back-end channel: front-end failed {} (ack {})", request, value);
             return false;
@@ -81,6 +106,8 @@ final class BackendChannel implements AutoCloseable {
 
     @Override
     public synchronized void close() {
+        abandoned = true; // nothing is sent on a closed channel
         channel.close();
+        arena.close();
     }
 }

@@ -340,6 +340,9 @@ public final class VhostUserSession implements AutoCloseable {
             }
             case CHECK_DEVICE_STATE -> {
                 boolean ok = stateTransfer != null && stateTransfer.await(Worker.CALL_TIMEOUT_MILLIS);
+                if (stateTransfer != null) {
+                    stateTransfer.cancel(); // reported as failed: leave no transfer running behind the reply
+                }
                 stateTransfer = null;
                 sendU64(request.code(), ok ? 0 : 1);
                 return true;
@@ -412,8 +415,11 @@ public final class VhostUserSession implements AutoCloseable {
         }
         worker.close();
         // Before the device closes: a running transfer calls saveState / loadState on it.
-        if (stateTransfer != null && !stateTransfer.await(1000)) {
-            LOG.warn("{}: a device state transfer is still running at disconnect", name);
+        if (stateTransfer != null) {
+            if (stateTransfer.isRunning()) {
+                LOG.warn("{}: cancelling a device state transfer still running at disconnect", name);
+            }
+            stateTransfer.cancel();
         }
         closeDevice();
         rings.releaseAll();

@@ -9,6 +9,7 @@ import static dev.vhostdevice.vhostuser.protocol.FrontendRequest.*;
 import static dev.vhostdevice.vhostuser.testkit.MiniFrontend.vringState;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.vhostdevice.vhostuser.device.DeviceContext;
@@ -26,6 +27,7 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
+import java.time.Duration;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -180,6 +182,34 @@ class BackendConfigChangeTest {
         announce(3);
         assertEquals(null, readBackendRequest(), "nothing more on an abandoned channel");
         assertTrue(fe.getU64(GET_FEATURES) != 0, "the control connection is unaffected");
+    }
+
+    @Test
+    void aFrontendThatSendsHalfAnAckAndStopsCostsOneTimeoutAndTheChannelIsAbandoned() throws Exception {
+        assertTimeoutPreemptively(Duration.ofSeconds(15), () -> {
+            try {
+                setUp(CHANNEL | ProtocolFeature.REPLY_ACK.mask());
+                guest.ring.add(new byte[] {'N'}, 4);
+                guest.ring.add(new byte[] {'x'}, 4);
+                guest.kick();
+                int[] header = readBackendRequest();
+                assertEquals(BackendRequest.BACKEND_CONFIG_CHANGE_MSG.code(), header[0]);
+                long started = System.nanoTime();
+                buffer.set(ValueLayout.JAVA_INT_UNALIGNED, 0, header[0]);
+                buffer.set(ValueLayout.JAVA_INT_UNALIGNED, 4, MessageHeader.VERSION | MessageHeader.REPLY);
+                buffer.set(ValueLayout.JAVA_INT_UNALIGNED, 8, 8);
+                assertEquals(14, linux.send(frontendEnd, buffer, 14, new int[0], 0), "header and 2 of 8 ack bytes");
+                guest.awaitUsed(2);
+                assertEquals(2, guest.ring.usedIdx(), "the worker is not held by the partial ack");
+                assertTrue(System.nanoTime() - started < 4_000_000_000L, "one reply timeout for the whole ack");
+                announce(3);
+                assertEquals(null, readBackendRequest(), "nothing more on an abandoned channel");
+                assertTrue(fe.getU64(GET_FEATURES) != 0, "the control connection is unaffected");
+            } finally {
+                linux.close(frontendEnd); // unblocks a worker stuck on the ack, so teardown cannot hang either
+                frontendEnd = -1;
+            }
+        });
     }
 
     @Test

@@ -10,7 +10,9 @@ import static dev.vhostdevice.vhostuser.testkit.MiniFrontend.u64;
 import static dev.vhostdevice.vhostuser.testkit.MiniFrontend.vringState;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.vhostdevice.vhostuser.protocol.ProtocolFeature;
@@ -29,6 +31,7 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -65,13 +68,28 @@ class DeviceStateTransferTest {
             return true;
         }
 
+        volatile boolean saving;
+        volatile boolean closed;
+        volatile boolean closedWhileSaving;
+
         @Override
         public void saveState(OutputStream out) throws IOException {
-            DataOutputStream data = new DataOutputStream(out);
-            data.writeInt(MAGIC);
-            data.writeInt(state.length);
-            data.write(state);
-            data.flush();
+            saving = true;
+            try {
+                DataOutputStream data = new DataOutputStream(out);
+                data.writeInt(MAGIC);
+                data.writeInt(state.length);
+                data.write(state);
+                data.flush();
+            } finally {
+                saving = false;
+            }
+        }
+
+        @Override
+        public void close() {
+            closedWhileSaving = saving;
+            closed = true;
         }
 
         @Override
@@ -270,6 +288,73 @@ class DeviceStateTransferTest {
             }
             assertEquals(0, fe.call(CHECK_DEVICE_STATE, new byte[0]).u64());
         }
+    }
+
+    private static boolean stateThreadAlive() {
+        return Thread.getAllStackTraces().keySet().stream().anyMatch(t -> t.getName().contains("-state-") && t.isAlive());
+    }
+
+    @Test
+    void aSaveTheFrontendStopsReadingFailsAfterTheStallTimeoutAndClosesTheFd() throws Exception {
+        assertTimeoutPreemptively(Duration.ofSeconds(10), () -> {
+            byte[] big = new byte[1 << 20]; // far more than the socket buffer holds
+            int[] pair = linux.socketPair();
+            try {
+                DeviceStateTransfer save = new DeviceStateTransfer(linux, new StatefulDevice(big), pair[1], true, "stall", 300);
+                save.start();
+                assertFalse(save.await(5_000), "the stalled save failed");
+                assertFalse(save.isRunning(), "within the stall timeout, not forever");
+                byte[] partial = readToEnd(pair[0]); // ends in EOF: the back-end closed its end
+                assertTrue(partial.length < saved(big).length);
+            } finally {
+                linux.close(pair[0]);
+            }
+        });
+    }
+
+    @Test
+    void aLoadTheFrontendStopsFeedingFailsAfterTheStallTimeoutAndClosesTheFd() throws Exception {
+        assertTimeoutPreemptively(Duration.ofSeconds(10), () -> {
+            StatefulDevice device = new StatefulDevice("before".getBytes());
+            int[] pair = linux.socketPair();
+            try {
+                DeviceStateTransfer load = new DeviceStateTransfer(linux, device, pair[0], false, "stall", 300);
+                load.start();
+                writeAll(pair[1], Arrays.copyOf(saved(new byte[100]), 50)); // half a state, and the fd stays open
+                assertFalse(load.await(5_000), "the stalled load failed");
+                assertFalse(load.isRunning());
+                assertEquals(0, linux.read(pair[1], io, 1), "the back-end closed its end");
+                assertArrayEquals("before".getBytes(), device.state, "the state is unchanged");
+            } finally {
+                linux.close(pair[1]);
+            }
+        });
+    }
+
+    @Test
+    void disconnectDuringAStalledSaveCancelsTheTransferBeforeClosingTheDevice() throws Exception {
+        initialState = new byte[1 << 20];
+        assertTimeoutPreemptively(Duration.ofSeconds(10), () -> {
+            int[] pair = linux.socketPair();
+            try {
+                try (MiniFrontend fe = connect()) {
+                    negotiate(fe, PROTOCOL, VERSION_1);
+                    assertEquals(0x100, setStateFd(fe, SAVE, 0, pair[1]));
+                    while (!devices.getFirst().saving) {
+                        Thread.sleep(2);
+                    }
+                } // disconnect while the save waits for us to read
+                StatefulDevice device = devices.getFirst();
+                while (!device.closed) {
+                    Thread.sleep(2);
+                }
+                assertFalse(device.closedWhileSaving, "the transfer ended before the device closed");
+                assertFalse(stateThreadAlive(), "no transfer thread is left behind");
+                assertTrue(readToEnd(pair[0]).length < initialState.length, "the fd was closed mid-save");
+            } finally {
+                linux.close(pair[0]);
+            }
+        });
     }
 
     @Test
