@@ -273,9 +273,11 @@ class RingLifecycleConformanceTest extends ConformanceBase {
         try {
             fe.setVringKick(0, pair[0]);
             linux.close(pair[1]); // EPOLLHUP from now on
+            // This connection's worker: named after the socket and the connection (vu.sock#1-worker).
+            String workerName = server.socketPath().getFileName() + "#" + server.connectionsServed() + "-worker";
             Thread worker = Thread.getAllStackTraces().keySet().stream()
-                    .filter(t -> t.getName().endsWith("-worker") && t.isAlive())
-                    .findFirst().orElseThrow();
+                    .filter(t -> t.getName().equals(workerName) && t.isAlive())
+                    .findFirst().orElseThrow(() -> new AssertionError("no thread " + workerName));
             var threads = java.lang.management.ManagementFactory.getThreadMXBean();
             Thread.sleep(100);
             long before = threads.getThreadCpuTime(worker.threadId());
