@@ -24,7 +24,7 @@ public final class RngCommand extends DaemonCommand {
             "Entropy source.").withDefault("/dev/urandom");
 
     int periodMillis;
-    Long maxBytes;
+    long maxBytes = RateLimiter.UNLIMITED;
     Path rngSource;
 
     private EntropySource source;
@@ -38,7 +38,7 @@ public final class RngCommand extends DaemonCommand {
     @Override
     protected void configure(ParsedArgs args) {
         periodMillis = args.intValue(PERIOD);
-        maxBytes = args.isSet(MAX_BYTES) ? args.longValue(MAX_BYTES) : null;
+        maxBytes = args.isSet(MAX_BYTES) ? args.longValue(MAX_BYTES) : RateLimiter.UNLIMITED;
         rngSource = args.path(RNG_SOURCE);
     }
 
@@ -47,7 +47,7 @@ public final class RngCommand extends DaemonCommand {
         if (periodMillis < 1 || periodMillis > MAX_PERIOD_MS) {
             throw new IllegalArgumentException("--period must be 1 to " + MAX_PERIOD_MS + " ms, got " + periodMillis);
         }
-        if (maxBytes != null && maxBytes < sockets.socketCount()) {
+        if (maxBytes < sockets.socketCount()) {
             throw new IllegalArgumentException("--max-bytes must be at least 1 per guest (" + sockets.socketCount()
                     + "), got " + maxBytes);
         }
@@ -72,8 +72,8 @@ public final class RngCommand extends DaemonCommand {
      * Each guest's part of the budget: the budget divided equally, the remainder going one byte each to the first
      * guests, so together they never exceed it (upstream's plain division loses the remainder).
      */
-    static long guestShare(Long maxBytes, int guests, int index) {
-        if (maxBytes == null) {
+    static long guestShare(long maxBytes, int guests, int index) {
+        if (maxBytes == RateLimiter.UNLIMITED) {
             return RateLimiter.UNLIMITED;
         }
         long share = maxBytes / guests;

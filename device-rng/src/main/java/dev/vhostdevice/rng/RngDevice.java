@@ -90,19 +90,21 @@ public final class RngDevice implements VirtioDevice {
     @Override
     public void handleQueue(DeviceQueue queue) {
         while (!throttled) {
-            if (limiter.allowance(1) == 0) {
+            long budget = limiter.allowance(MAX_BYTES_PER_REQUEST);
+            if (budget == 0) {
                 throttle();
                 continue; // throttled ends the loop; a timer that could not be armed suspended the limit instead
             }
             if (!queue.pop(chain)) {
                 return;
             }
-            serve(chain);
+            serve(chain, budget);
             queue.complete(chain);
         }
     }
 
-    private void serve(Chain request) {
+    /** Fills at most {@code budget} bytes of the request's writable buffers. */
+    private void serve(Chain request, long budget) {
         if (!request.isValid()) {
             return; // the walker logged why; the request completes with 0 bytes
         }
@@ -114,9 +116,8 @@ public final class RngDevice implements VirtioDevice {
             }
             return;
         }
-        long wanted = limiter.allowance(Math.min(request.writableBytes(), MAX_BYTES_PER_REQUEST));
         try {
-            long written = request.writer().writeFrom(source, wanted);
+            long written = request.writer().writeFrom(source, budget);
             if (written < 0) {
                 reportEndOfSource();
                 return;

@@ -64,7 +64,7 @@ class RngCommandTest {
         RngCommand command = new RngCommand();
         command.parseArgs("-s", "/tmp/x");
         assertEquals(65536, command.periodMillis);
-        assertEquals(null, command.maxBytes);
+        assertEquals(RateLimiter.UNLIMITED, command.maxBytes);
         assertEquals(Path.of("/dev/urandom"), command.rngSource);
     }
 }

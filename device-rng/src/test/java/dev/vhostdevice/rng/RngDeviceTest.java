@@ -125,6 +125,34 @@ class RngDeviceTest {
     }
 
     @Test
+    void aRequestOfExactlyTheCapIsFilledWhole() {
+        start(RateLimiter.UNLIMITED, 1000);
+        int head = driver.add(writable(0x100000, (int) RngDevice.MAX_BYTES_PER_REQUEST));
+        host.kick(0);
+        assertEquals(new DriverQueue.Used(head, (int) RngDevice.MAX_BYTES_PER_REQUEST), driver.pollUsed());
+    }
+
+    @Test
+    void aRequestWithNoWritableBytesCompletesWithLengthZeroAndReadsNothing() {
+        start(RateLimiter.UNLIMITED, 1000);
+        int empty = driver.add(writable(0x10000, 0));
+        int good = driver.add(writable(0x10100, 4));
+        host.kick(0);
+        assertEquals(new DriverQueue.Used(empty, 0), driver.pollUsed());
+        assertEquals(new DriverQueue.Used(good, 4), driver.pollUsed());
+        assertEquals(4, source.produced);
+    }
+
+    @Test
+    void aChainOfOnlyAZeroLengthReadableDescriptorCompletesWithLengthZero() {
+        start(RateLimiter.UNLIMITED, 1000);
+        int head = driver.add(readable(0x10000, 0));
+        host.kick(0);
+        assertEquals(new DriverQueue.Used(head, 0), driver.pollUsed());
+        assertEquals(0, source.produced);
+    }
+
+    @Test
     void indirectChainsAreFilledToo() {
         start(RateLimiter.UNLIMITED, 1000);
         int head = driver.addIndirect(0x9001, writable(0x10000, 16), writable(0x10100, 16));
@@ -230,7 +258,7 @@ class RngDeviceTest {
 
     @Test
     void theGuestsShareOfTheBudgetAddsUpToTheBudget() {
-        assertEquals(RateLimiter.UNLIMITED, RngCommand.guestShare(null, 3, 0));
+        assertEquals(RateLimiter.UNLIMITED, RngCommand.guestShare(RateLimiter.UNLIMITED, 3, 0));
         assertEquals(4, RngCommand.guestShare(10L, 3, 0));
         assertEquals(3, RngCommand.guestShare(10L, 3, 1));
         assertEquals(3, RngCommand.guestShare(10L, 3, 2));

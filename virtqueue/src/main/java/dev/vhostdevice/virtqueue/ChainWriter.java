@@ -1,6 +1,7 @@
 package dev.vhostdevice.virtqueue;
 
 import java.io.IOException;
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -27,6 +28,8 @@ public final class ChainWriter extends ChainCursor {
          */
         long fill(MemorySegment segment, long offset, long length) throws IOException;
     }
+
+    private static final MemorySegment ZEROS = Arena.global().allocate(4096);
 
     private long highWater;
 
@@ -142,8 +145,17 @@ public final class ChainWriter extends ChainCursor {
         require(length);
         long done = 0;
         while (done < length) {
-            long step = Math.min(length - done, pieceLeft());
-            segment().asSlice(segmentOffset(), step).fill(value);
+            long step = Math.min(Math.min(length - done, pieceLeft()), ZEROS.byteSize());
+            if (value == 0) {
+                // Zeroing (error completions) copies from a shared zero page: no slice allocated per piece.
+                MemorySegment.copy(ZEROS, 0, segment(), segmentOffset(), step);
+            } else {
+                MemorySegment target = segment();
+                long at = segmentOffset();
+                for (long i = 0; i < step; i++) {
+                    target.set(ValueLayout.JAVA_BYTE, at + i, value);
+                }
+            }
             advance(step);
             done += step;
         }

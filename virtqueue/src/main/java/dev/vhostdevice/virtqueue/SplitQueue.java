@@ -174,6 +174,10 @@ public final class SplitQueue {
         indirectAllowed = allowed;
     }
 
+    public boolean indirectAllowed() {
+        return indirectAllowed;
+    }
+
     /** The most entries an indirect table may have (1 to 65535). */
     public void setIndirectCap(int entries) {
         if (entries < 1 || entries > 65535) {
@@ -321,11 +325,6 @@ public final class SplitQueue {
     /** Why the queue is broken, or null. */
     public QueueFault fault() {
         return fault;
-    }
-
-    /** Chains refused since the last reset. */
-    public long chainFaultCount() {
-        return chainFaults;
     }
 
     // ------------------------------------------------------------------------------------------- the walk
@@ -570,7 +569,7 @@ public final class SplitQueue {
             if (added >= 0x10000) {
                 return true;
             }
-            int usedEvent = Short.toUnsignedInt((short) U16.getAcquire(avail, AVAIL_RING + 2L * size));
+            int usedEvent = Short.toUnsignedInt((short) U16.getAcquire(avail, VirtioRing.usedEventOffset(size)));
             int old = (nextUsed - added) & 0xFFFF;
             return VirtioRing.needEvent(usedEvent, nextUsed, old);
         }
@@ -600,7 +599,7 @@ public final class SplitQueue {
             return false;
         }
         if (eventIdx) {
-            long availEvent = USED_RING + (long) VirtioRing.USED_ELEMENT_SIZE * size;
+            long availEvent = VirtioRing.availEventOffset(size);
             U16.setRelease(used, availEvent, (short) nextAvail);
             logDirty(availEvent, 2);
         } else {

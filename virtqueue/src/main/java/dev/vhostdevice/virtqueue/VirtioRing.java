@@ -51,6 +51,16 @@ public final class VirtioRing {
         return 6L + (long) USED_ELEMENT_SIZE * size;
     }
 
+    /** Offset of used_event (the driver's interrupt threshold) in the available ring. */
+    public static long usedEventOffset(int size) {
+        return AVAIL_RING + 2L * size;
+    }
+
+    /** Offset of avail_event (the device's kick threshold) in the used ring. */
+    public static long availEventOffset(int size) {
+        return USED_RING + (long) USED_ELEMENT_SIZE * size;
+    }
+
     /** Whether {@code size} is a valid split-ring size: a power of two from 1 to 32768. */
     public static boolean isValidSize(int size) {
         return size > 0 && size <= MAX_QUEUE_SIZE && Integer.bitCount(size) == 1;

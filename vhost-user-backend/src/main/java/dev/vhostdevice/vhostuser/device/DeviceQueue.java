@@ -20,9 +20,11 @@ public final class DeviceQueue {
     private final SplitQueue queue;
     private final QueueNotifier notifier;
     private InflightTracker inflight;
-    /** Heads popped during the current {@link #service} call and not completed yet. */
+    /** Heads popped during the current {@link #service} call and not completed yet (in no particular order). */
     private final int[] poppedThisCall;
     private int poppedCount;
+    /** Where each head stands in {@link #poppedThisCall}, so a completion removes it in O(1); stale if not there. */
+    private final int[] slotOfHead;
     private int popsThisRound;
     private boolean inService;
     private boolean reportedBroken;
@@ -32,6 +34,7 @@ public final class DeviceQueue {
         this.queue = queue;
         this.notifier = notifier;
         this.poppedThisCall = new int[queue.maxSize()];
+        this.slotOfHead = new int[queue.maxSize()];
     }
 
     public int index() {
@@ -71,6 +74,7 @@ public final class DeviceQueue {
             inflight.popped(chain.head());
         }
         if (inService && poppedCount < poppedThisCall.length) {
+            slotOfHead[chain.head()] = poppedCount;
             poppedThisCall[poppedCount++] = chain.head();
         }
         popsThisRound++;
@@ -99,11 +103,14 @@ public final class DeviceQueue {
         if (inflight != null) {
             inflight.completed(head, queue.nextUsed());
         }
-        for (int i = poppedCount - 1; i >= 0; i--) {
-            if (poppedThisCall[i] == head) {
-                poppedThisCall[i] = poppedThisCall[--poppedCount];
-                break;
-            }
+        if (head < 0 || head >= slotOfHead.length) {
+            return;
+        }
+        int slot = slotOfHead[head];
+        if (slot < poppedCount && poppedThisCall[slot] == head) {
+            int last = poppedThisCall[--poppedCount];
+            poppedThisCall[slot] = last;
+            slotOfHead[last] = slot;
         }
     }
 

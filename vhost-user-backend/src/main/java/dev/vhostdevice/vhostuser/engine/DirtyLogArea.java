@@ -18,17 +18,13 @@ final class DirtyLogArea implements AutoCloseable {
 
     private final GuestMemory owner;
     private final MemorySegment bitmap;
-    private volatile boolean dirtied;
-    private long outOfRange;
+    /** Written and read on the device worker only. */
+    private boolean dirtied;
 
     /** {@code owner} is a one-region memory holding the mapped log (GPA 0, so the segment is the map). */
     DirtyLogArea(GuestMemory owner) {
         this.owner = owner;
         this.bitmap = owner.region(0).segment();
-    }
-
-    long size() {
-        return bitmap.byteSize();
     }
 
     void mark(long guestAddress, long length) {
@@ -39,9 +35,8 @@ final class DirtyLogArea implements AutoCloseable {
         long last = Long.divideUnsigned(guestAddress + length - 1, VHOST_LOG_PAGE);
         for (long page = first; page <= last; page++) {
             long word = (page >>> 5) * 4;
-            if (word < 0 || word + 4 > bitmap.byteSize()) {
-                outOfRange++;
-                continue;
+            if (word + 4 > bitmap.byteSize()) {
+                break; // pages only grow from here: the rest is past a log the front-end sized too small
             }
             WORD.getAndBitwiseOr(bitmap, word, 1 << (page & 31));
         }
@@ -53,10 +48,6 @@ final class DirtyLogArea implements AutoCloseable {
         boolean was = dirtied;
         dirtied = false;
         return was;
-    }
-
-    long outOfRangeMarks() {
-        return outOfRange;
     }
 
     @Override

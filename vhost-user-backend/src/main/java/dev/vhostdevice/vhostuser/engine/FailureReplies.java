@@ -44,9 +44,8 @@ final class FailureReplies {
                     session.sendU64(code, 1);
             case CREATE_CRYPTO_SESSION -> session.sendU64(code, -1);
             case SET_LOG_BASE -> {
-                if (session.protocolAcked(LOG_SHMFD)) {
-                    session.sendU64(code, 1);
-                } else if (header.needsReply() && session.protocolAcked(REPLY_ACK)) {
+                // Under LOG_SHMFD SET_LOG_BASE always has a reply; otherwise only a requested ack.
+                if (session.protocolAcked(LOG_SHMFD) || header.needsReply() && session.protocolAcked(REPLY_ACK)) {
                     session.sendU64(code, 1);
                 }
             }

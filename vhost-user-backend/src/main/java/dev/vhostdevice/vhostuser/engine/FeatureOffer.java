@@ -42,7 +42,6 @@ public final class FeatureOffer {
         if (device.supportsState()) {
             offer |= ProtocolFeature.DEVICE_STATE.mask();
         }
-        long implemented = offer;
-        return device.protocolFeatures(offer) & implemented;
+        return device.protocolFeatures(offer) & offer;
     }
 }

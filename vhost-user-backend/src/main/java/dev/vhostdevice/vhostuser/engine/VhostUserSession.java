@@ -59,7 +59,6 @@ public final class VhostUserSession implements AutoCloseable {
     final long offeredProtocolFeatures;
     volatile long ackedFeatures;
     volatile long ackedProtocolFeatures;
-    private boolean owner;
     final AtomicInteger status = new AtomicInteger();
     private volatile BackendChannel backend;
     private InflightBuffer inflight;
@@ -74,23 +73,30 @@ public final class VhostUserSession implements AutoCloseable {
         this.regionMapper = regionMapper;
         this.device = device;
         this.name = name;
+        // The socket is ours from here on: whatever fails below, it is closed here, not by the caller.
         this.channel = new MessageChannel(linux, socket);
-        this.offeredFeatures = FeatureOffer.virtioFeatures(device);
-        this.offeredProtocolFeatures = FeatureOffer.protocolFeatures(device);
-        Notifier notifier = new Notifier();
-        this.vrings = new Vring[device.queueCount()];
-        for (int i = 0; i < vrings.length; i++) {
-            vrings[i] = new Vring(i, device.maxQueueSize(), notifier);
-        }
-        this.rings = new RingControl(this);
         try {
+            this.offeredFeatures = FeatureOffer.virtioFeatures(device);
+            this.offeredProtocolFeatures = FeatureOffer.protocolFeatures(device);
+            Notifier notifier = new Notifier();
+            this.vrings = new Vring[device.queueCount()];
+            for (int i = 0; i < vrings.length; i++) {
+                vrings[i] = new Vring(i, device.maxQueueSize(), notifier);
+            }
+            this.rings = new RingControl(this);
             this.worker = new Worker(linux, name + "-worker", rings);
-        } catch (ErrnoException e) {
+        } catch (ErrnoException | RuntimeException | LinkageError e) {
             channel.close();
             throw e;
         }
         rings.attach(worker, vrings);
-        device.attach(new Context());
+        try {
+            device.attach(new Context());
+        } catch (RuntimeException | LinkageError e) {
+            worker.close(); // not started: closes its epoll fd and eventfd
+            channel.close();
+            throw e;
+        }
         worker.start();
     }
 
@@ -235,11 +241,10 @@ public final class VhostUserSession implements AutoCloseable {
                 return true;
             }
             case SET_PROTOCOL_FEATURES -> setProtocolFeatures(((Payload.U64) payload).value());
-            case SET_OWNER -> owner = true;
-            case RESET_OWNER -> {
-                owner = false;
-                rings.stopAll(false);
+            case SET_OWNER -> {
+                // Nothing to record: one connection is one owner.
             }
+            case RESET_OWNER -> rings.stopAll(false);
             case RESET_DEVICE -> rings.resetDevice();
             case GET_QUEUE_NUM -> {
                 sendU64(request.code(), vrings.length);

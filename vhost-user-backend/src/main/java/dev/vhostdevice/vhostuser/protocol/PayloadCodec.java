@@ -40,8 +40,8 @@ public final class PayloadCodec {
     public static final int DEVICE_STATE_TRANSFER_SIZE = 8;
     /** QEMU caps config space at 256 bytes; the engine accepts up to a payload's worth. */
     public static final int MAX_CONFIG_SIZE = MessageHeader.MAX_PAYLOAD - CONFIG_HEADER_SIZE;
-    /** SET_MEM_TABLE's own region limit (front-ends send at most 8; rust-vmm accepts up to 32). */
-    public static final int MAX_TABLE_REGIONS = 32;
+    /** SET_MEM_TABLE carries one fd per region, and a message at most {@link MessageHeader#MAX_FDS} fds. */
+    public static final int MAX_TABLE_REGIONS = MessageHeader.MAX_FDS;
 
     private PayloadCodec() {
     }

@@ -1,16 +1,21 @@
 package dev.vhostdevice.vhostuser.protocol;
 
-/** Virtio / vhost feature bits the engine itself acts on (vhost-user-protocol.md §3.1). */
+import dev.vhostdevice.virtqueue.VirtioRing;
+
+/**
+ * Virtio / vhost feature bits the engine itself acts on (vhost-user-protocol.md §3.1), under their vhost names;
+ * the ring bits are the virtqueue module's.
+ */
 public final class VirtioFeatures {
     public static final int VIRTIO_F_NOTIFY_ON_EMPTY = 24;
     public static final int VHOST_F_LOG_ALL = 26;
-    public static final int VIRTIO_RING_F_INDIRECT_DESC = 28;
-    public static final int VIRTIO_RING_F_EVENT_IDX = 29;
+    public static final int VIRTIO_RING_F_INDIRECT_DESC = VirtioRing.VIRTIO_F_INDIRECT_DESC;
+    public static final int VIRTIO_RING_F_EVENT_IDX = VirtioRing.VIRTIO_F_EVENT_IDX;
     /** Reused "UNUSED" bit: never seen by drivers. */
     public static final int VHOST_USER_F_PROTOCOL_FEATURES = 30;
-    public static final int VIRTIO_F_VERSION_1 = 32;
-    public static final int VIRTIO_F_ACCESS_PLATFORM = 33;
-    public static final int VIRTIO_F_RING_PACKED = 34;
+    public static final int VIRTIO_F_VERSION_1 = VirtioRing.VIRTIO_F_VERSION_1;
+    public static final int VIRTIO_F_ACCESS_PLATFORM = VirtioRing.VIRTIO_F_ACCESS_PLATFORM;
+    public static final int VIRTIO_F_RING_PACKED = VirtioRing.VIRTIO_F_RING_PACKED;
 
     /** Virtio device status bits (SET_STATUS / GET_STATUS). */
     public static final int STATUS_ACKNOWLEDGE = 1;

@@ -133,9 +133,9 @@ public final class VhostUserServer implements AutoCloseable {
         try {
             session = new VhostUserSession(linux, mapper, new FdRegionMapper(mapper), device, socket, name);
         } catch (ErrnoException | RuntimeException | LinkageError e) {
+            // The session closed the socket itself (closing it here again could hit a reused fd number).
             LOG.error("{}: cannot start the session: {}", name, e.toString());
             device.close();
-            linux.close(socket);
             return;
         }
         current = session;

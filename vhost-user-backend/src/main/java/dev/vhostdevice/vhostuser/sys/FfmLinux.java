@@ -482,23 +482,14 @@ final class FfmLinux implements Linux {
     }
 
     @Override
-    public void setBlocking(int fd) throws ErrnoException {
-        setNonBlockingFlag(fd, false);
-    }
-
-    @Override
     public void setNonBlocking(int fd) throws ErrnoException {
-        setNonBlockingFlag(fd, true);
-    }
-
-    private void setNonBlockingFlag(int fd, boolean on) throws ErrnoException {
         Scratch s = SCRATCH.get();
         try {
             int flags = (int) Files.FCNTL_GET.invokeExact(s.state, fd, F_GETFL);
             if (flags < 0) {
                 throw new ErrnoException("fcntl(F_GETFL)", errno(s.state));
             }
-            int wanted = on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK;
+            int wanted = flags | O_NONBLOCK;
             if (wanted != flags && (int) Files.FCNTL_SET.invokeExact(s.state, fd, F_SETFL, wanted) < 0) {
                 throw new ErrnoException("fcntl(F_SETFL)", errno(s.state));
             }
@@ -601,12 +592,9 @@ final class FfmLinux implements Linux {
     public void epollAdd(int epollFd, int fd, int events, long data) throws ErrnoException {
         Scratch s = SCRATCH.get();
         s.value.set(JAVA_INT, 0, events);
-        s.value.set(JAVA_LONG_UNALIGNED_AT_DATA, EpollEvents.DATA_OFFSET, data);
+        s.value.set(java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED, EpollEvents.DATA_OFFSET, data);
         epollCtl(s, epollFd, EPOLL_CTL_ADD, fd);
     }
-
-    private static final java.lang.foreign.ValueLayout.OfLong JAVA_LONG_UNALIGNED_AT_DATA =
-            java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED;
 
     @Override
     public void epollDelete(int epollFd, int fd) throws ErrnoException {

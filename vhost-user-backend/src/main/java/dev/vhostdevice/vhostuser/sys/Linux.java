@@ -63,9 +63,6 @@ public interface Linux {
     /** {@code write(2)}: bytes written; -1 on EAGAIN. */
     long write(int fd, MemorySegment buffer, long length) throws ErrnoException;
 
-    /** Clears O_NONBLOCK on {@code fd} (for a device-state pipe the front-end may hand over non-blocking). */
-    void setBlocking(int fd) throws ErrnoException;
-
     /**
      * Sets O_NONBLOCK on {@code fd}: a ring or log fd that is not the non-blocking eventfd the front-end should
      * send (a pipe nobody reads, say) must not block the worker in {@link #writeEventfd} or {@link #readEventfd}.

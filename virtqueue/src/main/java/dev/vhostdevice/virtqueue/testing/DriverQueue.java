@@ -211,7 +211,7 @@ public final class DriverQueue {
         VarHandle.fullFence();
         boolean kick;
         if (eventIdx) {
-            int availEvent = Short.toUnsignedInt(usedRing.get(U16, USED_RING + 8L * size));
+            int availEvent = Short.toUnsignedInt(usedRing.get(U16, VirtioRing.availEventOffset(size)));
             kick = VirtioRing.needEvent(availEvent, availIdx, availAtLastKick);
         } else {
             kick = (usedFlags() & VIRTQ_USED_F_NO_NOTIFY) == 0;
@@ -251,7 +251,7 @@ public final class DriverQueue {
             return false;
         }
         if (eventIdx) {
-            int usedEvent = Short.toUnsignedInt(availRing.get(U16, AVAIL_RING + 2L * size));
+            int usedEvent = Short.toUnsignedInt(availRing.get(U16, VirtioRing.usedEventOffset(size)));
             return VirtioRing.needEvent(usedEvent, newUsedIdx, oldUsedIdx);
         }
         int flags = Short.toUnsignedInt(availRing.get(U16, (long) AVAIL_FLAGS));
@@ -269,12 +269,12 @@ public final class DriverQueue {
 
     /** avail_event, the device's kick threshold under EVENT_IDX. */
     public int availEvent() {
-        return Short.toUnsignedInt(usedRing.get(U16, USED_RING + 8L * size));
+        return Short.toUnsignedInt(usedRing.get(U16, VirtioRing.availEventOffset(size)));
     }
 
     /** The driver's interrupt threshold under EVENT_IDX. */
     public void setUsedEvent(int usedEvent) {
-        availRing.set(U16, AVAIL_RING + 2L * size, (short) usedEvent);
+        availRing.set(U16, VirtioRing.usedEventOffset(size), (short) usedEvent);
     }
 
     /** Sets or clears VIRTQ_AVAIL_F_NO_INTERRUPT. */
