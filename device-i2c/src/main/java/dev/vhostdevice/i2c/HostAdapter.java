@@ -77,7 +77,7 @@ public final class HostAdapter implements I2cAdapter {
                 int rc = host.setAddress(fd, address);
                 if (rc < 0) {
                     throw new IllegalArgumentException(String.format("%s: client 0x%02x (%d) cannot be used: %s%s",
-                            path, address, address, errnoName(-rc),
+                            path, address, address, Errno.name(-rc),
                             -rc == Errno.EBUSY ? " (a kernel driver owns it)" : ""));
                 }
             }
@@ -93,16 +93,8 @@ public final class HostAdapter implements I2cAdapter {
         }
     }
 
-    static String errnoName(int errno) {
-        return Errno.name(errno);
-    }
-
     public Mode mode() {
         return mode;
-    }
-
-    public int number() {
-        return number;
     }
 
     @Override
@@ -207,7 +199,7 @@ public final class HostAdapter implements I2cAdapter {
         }
         if (first) {
             LOG.warn("i2c: {}: {}{} failed with {} for {}; the guest gets an error status (each errno is logged"
-                    + " once per adapter)", describe(), call, op != null ? " " + op : "", errnoName(errno), t);
+                    + " once per adapter)", describe(), call, op != null ? " " + op : "", Errno.name(errno), t);
         }
         return errno;
     }

@@ -107,10 +107,6 @@ public final class I2cBus implements AutoCloseable {
         return address >= 0 && address < byAddress.length ? byAddress[address] : null;
     }
 
-    public List<I2cAdapter> adapters() {
-        return adapters;
-    }
-
     @Override
     public void close() {
         adapters.forEach(I2cAdapter::close);

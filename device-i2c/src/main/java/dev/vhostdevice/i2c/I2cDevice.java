@@ -40,7 +40,6 @@ public final class I2cDevice implements VirtioDevice {
     public static final int OUT_HDR_SIZE = 8;
     public static final int IN_HDR_SIZE = 1;
     public static final int MAX_QUEUE_SIZE = 1024;
-    private static final int VIRTIO_RING_F_INDIRECT_DESC = 28;
     /** Ring descriptors the smallest request takes without an indirect table: out_hdr and in_hdr. */
     private static final int MIN_DIRECT_DESCRIPTORS = 2;
     private static final int REQUEST_QUEUE = 0;
@@ -81,7 +80,8 @@ public final class I2cDevice implements VirtioDevice {
     private I2cAdapter groupAdapter;
     /** A refused group's remaining requests are failed unread until its last one. */
     private boolean discarding;
-    private boolean indirect;
+    /** Held chains below this index are completed: a completion loop that throws part way leaves the rest. */
+    private int heldCompleted;
     private DeviceContext context;
     private long refusals;
 
@@ -115,13 +115,7 @@ public final class I2cDevice implements VirtioDevice {
     }
 
     @Override
-    public void featuresAcked(long features) {
-        indirect = (features & (1L << VIRTIO_RING_F_INDIRECT_DESC)) != 0;
-    }
-
-    @Override
     public void handleQueue(DeviceQueue queue) {
-        int heldBefore = heldCount;
         try {
             while (queue.pop(held[heldCount])) {
                 accept(queue, held[heldCount]);
@@ -131,9 +125,16 @@ public final class I2cDevice implements VirtioDevice {
                 failHeld(queue);
             }
         } catch (RuntimeException e) {
-            // The runner completes what this call popped; the chains held from earlier calls are ours to finish.
-            for (int i = 0; i < Math.min(heldBefore, heldCount); i++) {
-                completeWithStatus(queue, held[i], VIRTIO_I2C_MSG_ERR);
+            // The runner only finishes chains popped in this service call, so every held chain is failed here (it
+            // skips those). Ones already completed are skipped (a second completion throws); a failure here must
+            // not hide e.
+            for (int i = heldCompleted; i < heldCount; i++) {
+                try {
+                    completeWithStatus(queue, held[i], VIRTIO_I2C_MSG_ERR);
+                } catch (RuntimeException f) {
+                    e.addSuppressed(f);
+                    LOG.warn("i2c: could not fail held head {} after {}: {}", held[i].head(), e, f.toString());
+                }
             }
             forgetGroup();
             throw e;
@@ -219,7 +220,7 @@ public final class I2cDevice implements VirtioDevice {
         if (heldCount >= size) {
             return true;
         }
-        if (indirect) {
+        if (queue.splitQueue().indirectAllowed()) {
             return false;
         }
         int descriptors = 0;
@@ -237,7 +238,7 @@ public final class I2cDevice implements VirtioDevice {
             LOG.error("i2c: {} failed on {}: {}", groupAdapter.describe(), transfer, e.toString(), e);
             status = VIRTIO_I2C_MSG_ERR;
         }
-        for (int i = 0; i < heldCount; i++) {
+        for (int i = heldCompleted; i < heldCount; i++) {
             Chain chain = held[i];
             if (status == VIRTIO_I2C_MSG_OK) {
                 ChainWriter writer = chain.writer();
@@ -249,20 +250,23 @@ public final class I2cDevice implements VirtioDevice {
             } else {
                 completeWithStatus(queue, chain, VIRTIO_I2C_MSG_ERR);
             }
+            heldCompleted = i + 1;
         }
         forgetGroup();
     }
 
     /** Fails every held request (not executed) and forgets the group. */
     private void failHeld(DeviceQueue queue) {
-        for (int i = 0; i < heldCount; i++) {
+        for (int i = heldCompleted; i < heldCount; i++) {
             completeWithStatus(queue, held[i], VIRTIO_I2C_MSG_ERR);
+            heldCompleted = i + 1;
         }
         forgetGroup();
     }
 
     private void forgetGroup() {
         heldCount = 0;
+        heldCompleted = 0;
         groupAdapter = null;
         transfer.clear();
     }
@@ -327,7 +331,6 @@ public final class I2cDevice implements VirtioDevice {
     public void reset() {
         forgetGroup();
         discarding = false;
-        indirect = false;
     }
 
     @Override

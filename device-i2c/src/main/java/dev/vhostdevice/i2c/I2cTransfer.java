@@ -36,12 +36,8 @@ public final class I2cTransfer implements AutoCloseable {
         bytes = 0;
     }
 
-    /** Adds a message; returns its index, or -1 when the group has no room for it. */
+    /** Adds a message the caller has checked with {@link #fits} (one place for the limits); returns its index. */
     public int add(int clientAddress, boolean isRead, int messageLength) {
-        if (count == MAX_MESSAGES || messageLength < 0 || messageLength > MAX_MESSAGE_LENGTH
-                || messageLength > MAX_BYTES - bytes) {
-            return -1;
-        }
         int index = count++;
         address[index] = clientAddress;
         read[index] = isRead;

@@ -1,5 +1,7 @@
 package dev.vhostdevice.i2c;
 
+import dev.vhostdevice.virtqueue.memory.Errno;
+
 /**
  * The {@code sim} adapter: each listed address is a 256-byte EEPROM that behaves like a 24C02, so the device
  * can be used and tested without hardware. Byte i initially holds i. The first byte of a write sets the address
@@ -11,8 +13,6 @@ package dev.vhostdevice.i2c;
 public final class SimulatedAdapter implements I2cAdapter {
     public static final String NAME = "sim";
     public static final int EEPROM_SIZE = 256;
-    /** What Linux bus drivers return for an address nobody acknowledges. */
-    static final int ENXIO = dev.vhostdevice.virtqueue.memory.Errno.ENXIO;
 
     private final byte[][] eeproms = new byte[128][];
     private final int[] pointers = new int[128];
@@ -35,7 +35,7 @@ public final class SimulatedAdapter implements I2cAdapter {
         for (int m = 0; m < t.count(); m++) {
             int address = t.address(m);
             if (address < 0 || address > 127 || eeproms[address] == null) {
-                return ENXIO;
+                return Errno.ENXIO; // what Linux bus drivers return for an address nobody acknowledges
             }
         }
         for (int m = 0; m < t.count(); m++) {

@@ -120,8 +120,8 @@ class HostAdapterTest {
     void anIoctlFailureGivesItsErrnoAndAShortTransferGivesEio() {
         HostAdapter adapter = host.adapter(0x50);
         write(0x50, 1);
-        host.results.add(-SimulatedAdapter.ENXIO);
-        assertEquals(SimulatedAdapter.ENXIO, adapter.transfer(t));
+        host.results.add(-Errno.ENXIO);
+        assertEquals(Errno.ENXIO, adapter.transfer(t));
         host.results.add(0);
         assertEquals(Errno.EIO, adapter.transfer(t));
         assertEquals(I2cAdapter.OK, adapter.transfer(t));

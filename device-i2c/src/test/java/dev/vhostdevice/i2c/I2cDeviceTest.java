@@ -48,6 +48,8 @@ class I2cDeviceTest {
     private I2cDevice device;
     private SimulatedAdapter sim;
     private long nextBuffer = 0x20000;
+    /** The simulated adapter's clients; a test may widen it before start(). */
+    private int[] simAddresses = {EEPROM};
 
     /** A request as the driver built it: where its data and status live. */
     private record Request(int head, long data, int length, long status) {
@@ -60,10 +62,10 @@ class I2cDeviceTest {
         driver.configure(queue);
         queue.setIndirectAllowed(indirect);
         queue.activate(memory);
-        sim = new SimulatedAdapter(new int[] {EEPROM});
+        sim = new SimulatedAdapter(simAddresses);
         HostAdapter scripted = script.adapter(HOST_CLIENT, HOST_CLIENT + 1);
         I2cBus bus = I2cBus.of(List.of(scripted, sim), List.of(new int[] {HOST_CLIENT, HOST_CLIENT + 1},
-                new int[] {EEPROM}));
+                simAddresses));
         device = new I2cDevice(bus);
         host = new EmbeddedDeviceHost(device, new SplitQueue[] {queue}, interrupts::add, null, null);
         host.setFeatures((1L << VirtioRing.VIRTIO_F_VERSION_1) | EVENT_IDX | (indirect ? INDIRECT : 0));
@@ -538,6 +540,128 @@ class I2cDeviceTest {
         assertEquals(new Used(head, 1), driver.pollUsed());
         assertEquals(VIRTIO_I2C_MSG_OK, driver.read(s, 1)[0]);
         assertEquals(0x77, sim.peek(EEPROM, 0x20));
+    }
+
+    @Test
+    void reservedFlagBitsAndPaddingAreIgnored() throws Exception {
+        start();
+        // Only FAIL_NEXT and M_RD mean anything (virtio_i2c.h: flags are "for feature extensibility", padding
+        // pads): other bits and the padding are ignored, as upstream does, not refused.
+        long w = buffer(8);
+        driver.write(w, bytes(HOST_CLIENT << 1, 0, 0, 0, 0xfc, 0xff, 0xff, 0xff)); // write, FAIL_NEXT clear
+        long wData = buffer(1);
+        driver.write(wData, bytes(0x42));
+        long ws = buffer(1);
+        int reservedWrite = driver.add(readable(w, 8), readable(wData, 1), writable(ws, 1));
+        long r = buffer(8);
+        driver.write(r, bytes(HOST_CLIENT << 1, 0, 0x5a, 0xa5, 0xfe, 0xff, 0xff, 0xff)); // read, padding 0xa55a
+        long rData = buffer(1);
+        long rs = buffer(1);
+        int reservedRead = driver.add(readable(r, 8), writable(rData, 1), writable(rs, 1));
+        script.reads.add(bytes(0x77));
+        host.kick(0);
+        assertEquals(List.of("rdwr w1@0x20[42]", "rdwr r1@0x20"), script.calls, "two one-request groups");
+        assertEquals(new Used(reservedWrite, 1), driver.pollUsed());
+        assertEquals(VIRTIO_I2C_MSG_OK, driver.read(ws, 1)[0]);
+        assertEquals(new Used(reservedRead, 2), driver.pollUsed());
+        assertArrayEquals(bytes(0x77, VIRTIO_I2C_MSG_OK), new byte[] {driver.read(rData, 1)[0],
+                driver.read(rs, 1)[0]});
+    }
+
+    @Test
+    void aWriteOver8192BytesGetsAnErrorStatusWithoutReachingTheBus() throws Exception {
+        start();
+        Request tooLong = write(HOST_CLIENT, false, new int[I2cTransfer.MAX_MESSAGE_LENGTH + 1]);
+        Request next = write(HOST_CLIENT, false, 1);
+        host.kick(0);
+        assertCompleted(tooLong, VIRTIO_I2C_MSG_ERR);
+        assertCompleted(next, VIRTIO_I2C_MSG_OK);
+        assertEquals(List.of("rdwr w1@0x20[01]"), script.calls);
+    }
+
+    @Test
+    void addressFields0x00And0xFeAreTheValidAddresses0And127() throws Exception {
+        simAddresses = new int[] {EEPROM, 0, 127}; // the device list accepts 0..127
+        start();
+        Request lowest = write(0, false, 0x06, 0xbb); // address field 0x00
+        Request highest = write(127, false, 0x05, 0xaa); // address field 0xfe
+        host.kick(0);
+        assertCompleted(lowest, VIRTIO_I2C_MSG_OK);
+        assertCompleted(highest, VIRTIO_I2C_MSG_OK);
+        assertEquals(0xbb, sim.peek(0, 6));
+        assertEquals(0xaa, sim.peek(127, 5));
+    }
+
+    @Test
+    void aChainWithoutFlagsEndsTheDiscardingOfARefusedGroup() throws Exception {
+        start(16, true);
+        // A short header: its flags are unknown, so it ends the refused group; the next request is a new group.
+        Request refused = write(0x33, true, 0x10);
+        long s = buffer(1);
+        long shortHeader = buffer(4);
+        driver.write(shortHeader, bytes(HOST_CLIENT << 1, 0, 0, 0));
+        int tooShort = driver.add(readable(shortHeader, 4), writable(s, 1));
+        Request fresh = write(HOST_CLIENT, false, 1);
+        host.kick(0);
+        assertCompleted(refused, VIRTIO_I2C_MSG_ERR);
+        assertEquals(new Used(tooShort, 1), driver.pollUsed());
+        assertEquals(VIRTIO_I2C_MSG_ERR, driver.read(s, 1)[0]);
+        assertCompleted(fresh, VIRTIO_I2C_MSG_OK);
+        // The same with a chain the walker refuses.
+        Request refusedAgain = write(0x33, true, 0x11);
+        driver.writeDescriptor(15, 0x10000, 8, VirtioRing.VIRTQ_DESC_F_NEXT, 15); // loops on itself
+        driver.publish(15);
+        Request freshAgain = write(HOST_CLIENT, false, 2);
+        host.kick(0);
+        assertCompleted(refusedAgain, VIRTIO_I2C_MSG_ERR);
+        assertEquals(new Used(15, 0), driver.pollUsed());
+        assertCompleted(freshAgain, VIRTIO_I2C_MSG_OK);
+        assertEquals(List.of("rdwr w1@0x20[01]", "rdwr w1@0x20[02]"), script.calls);
+    }
+
+    @Test
+    void aReadMayShareOneWritableDescriptorBetweenDataAndStatus() throws Exception {
+        start();
+        Request pointer = write(EEPROM, true, 0x10);
+        long at = buffer(3);
+        driver.write(at, bytes(0xee, 0xee, 0xee));
+        int shared = driver.add(header(EEPROM, VIRTIO_I2C_FLAGS_M_RD), writable(at, 3)); // 2 data + status
+        host.kick(0);
+        assertCompleted(pointer, VIRTIO_I2C_MSG_OK);
+        assertEquals(new Used(shared, 3), driver.pollUsed());
+        assertArrayEquals(bytes(0x10, 0x11, VIRTIO_I2C_MSG_OK), driver.read(at, 3));
+    }
+
+    // ------------------------------------------------------------------------------------ exceptions
+
+    @Test
+    void aThrowPartWayThroughCompletingAHeldGroupCompletesEachHeadOnceAndTheDeviceCarriesOn() throws Exception {
+        start();
+        Request first = write(HOST_CLIENT, true, 1);
+        Request second = write(HOST_CLIENT, true, 2);
+        host.kick(0);
+        assertNull(driver.pollUsed(), "held from an earlier kick: the device's to finish");
+        Request last = write(HOST_CLIENT, false, 3);
+        // A faulty adapter: completes the second request behind the device's back and throws. The device fails
+        // the group; completing the second again throws after the first is completed.
+        script.onNextReadWrite = () -> {
+            host.queue(0).complete(second.head(), 0);
+            throw new IllegalStateException("adapter fault");
+        };
+        String log = capturingStandardError(() -> host.kick(0));
+        assertEquals(new Used(second.head(), 0), driver.pollUsed());
+        assertCompleted(first, VIRTIO_I2C_MSG_ERR);
+        assertCompleted(last, VIRTIO_I2C_MSG_ERR);
+        assertNull(driver.pollUsed(), "each head once");
+        assertEquals(0, queue.inFlightCount());
+        assertTrue(log.contains("adapter fault"), log);
+        assertTrue(log.contains("device failed") && log.contains("is not in flight"), "the original is logged: " + log);
+        assertTrue(log.contains("could not fail held head " + second.head()), "so is the second failure: " + log);
+
+        Request next = write(HOST_CLIENT, false, 4);
+        host.kick(0);
+        assertCompleted(next, VIRTIO_I2C_MSG_OK);
+        assertEquals(List.of("rdwr w1@0x20[01] w1@0x20[02] w1@0x20[03]", "rdwr w1@0x20[04]"), script.calls);
     }
 
     // ------------------------------------------------------------------------------------- logging

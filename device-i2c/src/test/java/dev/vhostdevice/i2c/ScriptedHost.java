@@ -32,6 +32,8 @@ final class ScriptedHost implements I2cHost {
     /** Every call, e.g. "rdwr w2@0x50[10ab] r1@0x50", "slave 0x50", "smbus read cmd=0x10 size=2 data=..". */
     final List<String> calls = new ArrayList<>();
     final List<Integer> closed = new ArrayList<>();
+    /** Run by the next I2C_RDWR once recorded, then forgotten: a fault to inject (it may throw). */
+    Runnable onNextReadWrite;
 
     @Override
     public int open(String path) throws ErrnoException {
@@ -68,6 +70,11 @@ final class ScriptedHost implements I2cHost {
             }
         }
         calls.add(s.toString());
+        Runnable fault = onNextReadWrite;
+        onNextReadWrite = null;
+        if (fault != null) {
+            fault.run();
+        }
         Integer result = results.poll();
         if (result != null && result < 0) {
             return result;
@@ -137,7 +144,7 @@ final class ScriptedHost implements I2cHost {
     }
 
     static int enxio() {
-        return -SimulatedAdapter.ENXIO;
+        return -Errno.ENXIO;
     }
 
     @Override

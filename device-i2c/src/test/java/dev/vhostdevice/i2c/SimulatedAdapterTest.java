@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
+import dev.vhostdevice.virtqueue.memory.Errno;
 import java.lang.foreign.ValueLayout;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -102,9 +103,9 @@ class SimulatedAdapterTest {
 
     @Test
     void anUnlistedAddressNacksAndNothingOfTheTransactionIsExecuted() {
-        assertEquals(SimulatedAdapter.ENXIO, run(w(0x50, 0x30, 0x11), r(0x51, 1)));
+        assertEquals(Errno.ENXIO, run(w(0x50, 0x30, 0x11), r(0x51, 1)));
         assertEquals(0x30, sim.peek(0x50, 0x30), "the write before the NACK was not done");
-        assertEquals(SimulatedAdapter.ENXIO, run(w(0x53)));
+        assertEquals(Errno.ENXIO, run(w(0x53)));
     }
 
     @Test
