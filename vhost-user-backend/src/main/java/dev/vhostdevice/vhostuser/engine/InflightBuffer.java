@@ -67,7 +67,7 @@ final class InflightBuffer implements AutoCloseable {
         }
         long stride = InflightQueueRegion.stride(queueSize);
         MemorySegment all = mapping.region(0).segment();
-        return new InflightQueueRegion(all.asSlice(index * stride, stride), queueSize);
+        return new InflightQueueRegion(all.asSlice(index * stride, stride), queueSize, ringSize);
     }
 
     int queueCount() {

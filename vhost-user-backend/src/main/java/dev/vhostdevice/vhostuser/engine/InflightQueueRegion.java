@@ -23,6 +23,8 @@ final class InflightQueueRegion implements InflightTracker {
     private final MemorySegment region;
     /** Descriptor states in the region (the buffer's queue size; the ring may be smaller). */
     private final int descNum;
+    /** The ring's size: heads at or beyond it are never resubmitted. */
+    private final int ringSize;
     private long counter;
     private int[] resubmit = new int[0];
     private int resubmitNext;
@@ -33,9 +35,11 @@ final class InflightQueueRegion implements InflightTracker {
         return (bytes + 63) & ~63L;
     }
 
-    InflightQueueRegion(MemorySegment region, int descNum) {
+    /** {@code ringSize} (at most {@code descNum}): entries for heads beyond it cannot be requests of this ring. */
+    InflightQueueRegion(MemorySegment region, int descNum, int ringSize) {
         this.region = region;
         this.descNum = descNum;
+        this.ringSize = Math.min(ringSize, descNum);
     }
 
     /**
@@ -63,22 +67,38 @@ final class InflightQueueRegion implements InflightTracker {
             }
             region.set(U16, 14, (short) usedIndexInRing);
         }
-        long[] found = new long[descNum];
+        // The buffer is front-end memory: counters are arbitrary u64 values, and entries for heads the ring
+        // cannot have are stale (cleared, neither resubmitted nor counted).
+        int[] heads = new int[ringSize];
+        long[] counters = new long[descNum];
         int count = 0;
         long maxCounter = 0;
         for (int head = 0; head < descNum; head++) {
             if (region.get(ValueLayout.JAVA_BYTE, desc(head)) != 0) {
+                if (head >= ringSize) {
+                    region.set(ValueLayout.JAVA_BYTE, desc(head), (byte) 0);
+                    continue;
+                }
                 long c = region.get(U64, desc(head) + 8);
-                maxCounter = Math.max(maxCounter, c);
-                // Sort key: counter in the high bits, head in the low 16.
-                found[count++] = (c << 16) | head;
+                counters[head] = c;
+                if (Long.compareUnsigned(c, maxCounter) > 0) {
+                    maxCounter = c;
+                }
+                heads[count++] = head;
             }
         }
-        long[] inFlight = Arrays.copyOf(found, count);
-        Arrays.sort(inFlight);
+        // Ascending (unsigned) counter order, ties by head.
+        Integer[] order = new Integer[count];
+        for (int i = 0; i < count; i++) {
+            order[i] = heads[i];
+        }
+        Arrays.sort(order, (a, b) -> {
+            int byCounter = Long.compareUnsigned(counters[a], counters[b]);
+            return byCounter != 0 ? byCounter : Integer.compare(a, b);
+        });
         resubmit = new int[count];
         for (int i = 0; i < count; i++) {
-            resubmit[i] = (int) (inFlight[i] & 0xFFFF);
+            resubmit[i] = order[i];
         }
         resubmitNext = 0;
         counter = maxCounter + 1;
