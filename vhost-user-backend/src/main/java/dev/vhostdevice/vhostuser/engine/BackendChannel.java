@@ -25,7 +25,6 @@ final class BackendChannel implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(BackendChannel.class);
     /** How long a request waits for the front-end's ack (QEMU answers from its main loop at once). */
     static final int REPLY_TIMEOUT_MILLIS = 2_000;
-    private static final int POLLIN = 1;
     private static final int ACK_SIZE = MessageHeader.SIZE + PayloadCodec.U64_SIZE;
 
     private final Linux linux;
@@ -69,7 +68,7 @@ final class BackendChannel implements AutoCloseable {
         int got = 0;
         while (got < ACK_SIZE) {
             long left = TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime());
-            if (left <= 0 || !linux.poll(channel.socket(), POLLIN, (int) left)) {
+            if (left <= 0 || !linux.poll(channel.socket(), Linux.POLLIN, (int) left)) {
                 LOG.error("back-end channel: no complete ack to {} within {} ms ({} of {} bytes); channel abandoned",
                         request, REPLY_TIMEOUT_MILLIS, got, ACK_SIZE);
                 abandoned = true;

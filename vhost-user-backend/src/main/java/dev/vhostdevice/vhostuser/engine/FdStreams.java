@@ -17,8 +17,6 @@ import java.util.function.BooleanSupplier;
  */
 final class FdStreams {
     private static final int CHUNK = 64 * 1024;
-    private static final int POLLIN = 0x1;
-    private static final int POLLOUT = 0x4;
     /** How soon a waiting stream notices cancellation. */
     static final int POLL_SLICE_MILLIS = 100;
 
@@ -43,7 +41,7 @@ final class FdStreams {
                 }
                 long n;
                 while ((n = linux.read(fd, buffer, Math.min(len, CHUNK))) < 0) {
-                    awaitReady(linux, fd, POLLIN, cancelled, stallMillis);
+                    awaitReady(linux, fd, Linux.POLLIN, cancelled, stallMillis);
                 }
                 if (n == 0) {
                     return -1;
@@ -72,7 +70,7 @@ final class FdStreams {
                     while (done < step) {
                         long n = linux.write(fd, buffer.asSlice(done), step - done);
                         if (n < 0) {
-                            awaitReady(linux, fd, POLLOUT, cancelled, stallMillis);
+                            awaitReady(linux, fd, Linux.POLLOUT, cancelled, stallMillis);
                         } else if (n == 0) {
                             throw new IOException("device state fd accepts no data");
                         } else {

@@ -138,6 +138,8 @@ final class FfmLinux implements Linux {
         final MemorySegment value = Arena.ofAuto().allocate(16, 8);
         /** The eventfd value written; its own segment so the data path slices nothing (allocates nothing). */
         final MemorySegment counter = Arena.ofAuto().allocate(8, 8);
+        /** A one-shot itimerspec (interval zero) for armTimer. */
+        final MemorySegment timerSpec = Arena.ofAuto().allocate(32, 8);
     }
 
     private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
@@ -401,12 +403,12 @@ final class FfmLinux implements Linux {
     @Override
     public void armTimer(int timerFd, long delayNanos) throws ErrnoException {
         long delay = Math.max(1, delayNanos); // an all-zero it_value would disarm the timer instead
-        try (Arena call = Arena.ofConfined()) {
+        try {
+            Scratch s = SCRATCH.get();
             // struct itimerspec { timespec it_interval; timespec it_value; }, timespec = { s64 sec; s64 nsec }.
-            MemorySegment spec = call.allocate(32, 8);
+            MemorySegment spec = s.timerSpec;
             spec.set(JAVA_LONG, 16, delay / 1_000_000_000L);
             spec.set(JAVA_LONG, 24, delay % 1_000_000_000L);
-            Scratch s = SCRATCH.get();
             int rc = (int) Events.TIMERFD_SETTIME.invokeExact(s.state, timerFd, 0, spec, MemorySegment.NULL);
             if (rc != 0) {
                 throw new ErrnoException("timerfd_settime", errno(s.state));

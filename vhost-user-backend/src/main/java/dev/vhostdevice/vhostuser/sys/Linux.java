@@ -14,6 +14,9 @@ import java.nio.file.Path;
 public interface Linux {
     int EPOLLIN = 0x1;
     int EPOLLOUT = 0x4;
+    /** poll(2) events: the same values as their epoll counterparts. */
+    int POLLIN = 0x1;
+    int POLLOUT = 0x4;
     int EPOLLERR = 0x8;
     int EPOLLHUP = 0x10;
 
