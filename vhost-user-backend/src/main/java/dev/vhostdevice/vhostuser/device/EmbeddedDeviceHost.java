@@ -16,6 +16,12 @@ public final class EmbeddedDeviceHost implements DeviceContext, AutoCloseable {
     public interface FdWatcher {
         void watch(int fd, int events, int token);
 
+        /** Changes a watched fd's events and token; by default as unwatch then watch. */
+        default void change(int fd, int events, int token) {
+            unwatch(fd);
+            watch(fd, events, token);
+        }
+
         void unwatch(int fd);
     }
 
@@ -90,6 +96,14 @@ public final class EmbeddedDeviceHost implements DeviceContext, AutoCloseable {
             throw new UnsupportedOperationException("this VMM watches no host fds");
         }
         fdWatcher.watch(fd, events, token);
+    }
+
+    @Override
+    public void changeWatch(int fd, int events, int token) {
+        if (fdWatcher == null) {
+            throw new UnsupportedOperationException("this VMM watches no host fds");
+        }
+        fdWatcher.change(fd, events, token);
     }
 
     @Override

@@ -492,6 +492,15 @@ public final class VhostUserSession implements AutoCloseable {
         }
 
         @Override
+        public void changeWatch(int fd, int events, int token) {
+            try {
+                worker.rewatch(fd, Worker.KIND_HOST, token, events);
+            } catch (ErrnoException e) {
+                throw new IllegalStateException("cannot change the watch of fd " + fd + ": " + e.getMessage(), e);
+            }
+        }
+
+        @Override
         public void unwatchFd(int fd) {
             worker.unwatch(fd);
         }

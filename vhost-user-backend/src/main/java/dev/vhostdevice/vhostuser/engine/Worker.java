@@ -78,6 +78,10 @@ final class Worker implements AutoCloseable {
         linux.epollAdd(epollFd, fd, eventMask, token(kind, value));
     }
 
+    void rewatch(int fd, int kind, int value, int eventMask) throws ErrnoException {
+        linux.epollModify(epollFd, fd, eventMask, token(kind, value));
+    }
+
     void unwatch(int fd) {
         try {
             linux.epollDelete(epollFd, fd);

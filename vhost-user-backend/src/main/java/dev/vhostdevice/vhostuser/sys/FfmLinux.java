@@ -46,6 +46,7 @@ final class FfmLinux implements Linux {
     private static final int EPOLL_CLOEXEC = 0x80000;
     private static final int EPOLL_CTL_ADD = 1;
     private static final int EPOLL_CTL_DEL = 2;
+    private static final int EPOLL_CTL_MOD = 3;
     private static final int F_GETFL = 3;
     private static final int F_SETFL = 4;
     private static final int O_NONBLOCK = 0x800;
@@ -592,10 +593,19 @@ final class FfmLinux implements Linux {
 
     @Override
     public void epollAdd(int epollFd, int fd, int events, long data) throws ErrnoException {
+        epollCtl(epollFd, EPOLL_CTL_ADD, fd, events, data);
+    }
+
+    @Override
+    public void epollModify(int epollFd, int fd, int events, long data) throws ErrnoException {
+        epollCtl(epollFd, EPOLL_CTL_MOD, fd, events, data);
+    }
+
+    private void epollCtl(int epollFd, int op, int fd, int events, long data) throws ErrnoException {
         Scratch s = SCRATCH.get();
         s.value.set(JAVA_INT, 0, events);
         s.value.set(java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED, EpollEvents.DATA_OFFSET, data);
-        epollCtl(s, epollFd, EPOLL_CTL_ADD, fd);
+        epollCtl(s, epollFd, op, fd);
     }
 
     @Override

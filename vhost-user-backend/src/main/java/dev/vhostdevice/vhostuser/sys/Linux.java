@@ -95,6 +95,9 @@ public interface Linux {
 
     void epollAdd(int epollFd, int fd, int events, long data) throws ErrnoException;
 
+    /** Changes the events and token of an fd already in the epoll set ({@code EPOLL_CTL_MOD}). */
+    void epollModify(int epollFd, int fd, int events, long data) throws ErrnoException;
+
     void epollDelete(int epollFd, int fd) throws ErrnoException;
 
     /** {@code epoll_wait} into {@code events}; returns how many are ready, 0 on timeout or EINTR. */
