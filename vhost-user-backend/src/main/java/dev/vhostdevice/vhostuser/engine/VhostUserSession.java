@@ -109,10 +109,6 @@ public final class VhostUserSession implements AutoCloseable {
         return regionMapper;
     }
 
-    MemoryMapper mapper() {
-        return mapper;
-    }
-
     VirtioDevice device() {
         return device;
     }
@@ -294,7 +290,7 @@ public final class VhostUserSession implements AutoCloseable {
             }
             case GET_INFLIGHT_FD -> {
                 Payload.Inflight asked = (Payload.Inflight) payload;
-                int fd = InflightBuffer.create(linux, asked);
+                int fd = InflightBuffer.create(mapper, asked);
                 try {
                     Payload.Inflight answer = new Payload.Inflight(InflightBuffer.sizeFor(asked), 0,
                             asked.numQueues(), asked.queueSize());
@@ -310,7 +306,7 @@ public final class VhostUserSession implements AutoCloseable {
                     // Started rings hold regions of the current buffer; QEMU sends this before any ring starts.
                     throw ProtocolException.invalid("SET_INFLIGHT_FD while rings run");
                 }
-                InflightBuffer next = InflightBuffer.map(mapper, (Payload.Inflight) payload, fds.peek(0));
+                InflightBuffer next = InflightBuffer.map(regionMapper, (Payload.Inflight) payload, fds.peek(0));
                 InflightBuffer old = inflight;
                 inflight = next;
                 rings.setInflight(next);

@@ -2,11 +2,12 @@ package dev.vhostdevice.vhostuser.server;
 
 import dev.vhostdevice.vhostuser.device.DeviceFactory;
 import dev.vhostdevice.vhostuser.device.VirtioDevice;
-import dev.vhostdevice.vhostuser.engine.FdRegionMapper;
+import dev.vhostdevice.vhostuser.engine.RegionMapper;
 import dev.vhostdevice.vhostuser.engine.VhostUserSession;
 import dev.vhostdevice.vhostuser.sys.Linux;
 import dev.vhostdevice.virtqueue.memory.Errno;
 import dev.vhostdevice.virtqueue.memory.ErrnoException;
+import dev.vhostdevice.virtqueue.memory.AreaMapper;
 import dev.vhostdevice.virtqueue.memory.MemoryMapper;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -131,7 +132,7 @@ public final class VhostUserServer implements AutoCloseable {
         }
         VhostUserSession session;
         try {
-            session = new VhostUserSession(linux, mapper, new FdRegionMapper(mapper), device, socket, name);
+            session = new VhostUserSession(linux, mapper, new RegionMapper(new AreaMapper(mapper)), device, socket, name);
         } catch (ErrnoException | RuntimeException | LinkageError e) {
             // The session closed the socket itself (closing it here again could hit a reused fd number).
             LOG.error("{}: cannot start the session: {}", name, e.toString());
