@@ -68,6 +68,12 @@ public final class VhostUserSession implements AutoCloseable {
 
     public VhostUserSession(Linux linux, MemoryMapper mapper, RegionMapper regionMapper, VirtioDevice device,
                             int socket, String name) throws ErrnoException {
+        this(linux, mapper, regionMapper, device, socket, name, false);
+    }
+
+    /** {@code offerDeviceState}: offer DEVICE_STATE if the device can save state (see {@link FeatureOffer}). */
+    public VhostUserSession(Linux linux, MemoryMapper mapper, RegionMapper regionMapper, VirtioDevice device,
+                            int socket, String name, boolean offerDeviceState) throws ErrnoException {
         this.linux = linux;
         this.mapper = mapper;
         this.regionMapper = regionMapper;
@@ -77,7 +83,7 @@ public final class VhostUserSession implements AutoCloseable {
         this.channel = new MessageChannel(linux, socket);
         try {
             this.offeredFeatures = FeatureOffer.virtioFeatures(device);
-            this.offeredProtocolFeatures = FeatureOffer.protocolFeatures(device);
+            this.offeredProtocolFeatures = FeatureOffer.protocolFeatures(device, offerDeviceState);
             Notifier notifier = new Notifier();
             this.vrings = new Vring[device.queueCount()];
             for (int i = 0; i < vrings.length; i++) {
@@ -175,7 +181,8 @@ public final class VhostUserSession implements AutoCloseable {
             }
             try {
                 checkFdCount(request, fds);
-                Payload payload = PayloadCodec.decode(request, channel.body(), header.size(), RegionLayout.STANDARD);
+                Payload payload = PayloadCodec.decode(request, channel.body(), header.size(),
+                        RegionLayout.negotiated(ackedProtocolFeatures));
                 RequestGates.check(this, request);
                 boolean replied = dispatch(request, payload, fds);
                 if (!replied && header.needsReply() && protocolAcked(REPLY_ACK)) {
