@@ -5,6 +5,9 @@ import dev.vhostdevice.vhostuser.protocol.ProtocolException;
 import dev.vhostdevice.virtqueue.memory.AreaMapper;
 import dev.vhostdevice.virtqueue.memory.ErrnoException;
 import dev.vhostdevice.virtqueue.memory.GuestMemory;
+import dev.vhostdevice.virtqueue.memory.MappingKind;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Maps what the front-end shares by fd, through virtqueue's {@link AreaMapper}: memory-table regions and the
@@ -12,21 +15,29 @@ import dev.vhostdevice.virtqueue.memory.GuestMemory;
  * {@link ProtocolException} naming it. Never keeps {@code fd}; the caller closes it.
  */
 public final class RegionMapper {
+    private static final Logger LOG = LoggerFactory.getLogger(RegionMapper.class);
+
     private final AreaMapper areas;
 
     public RegionMapper(AreaMapper areas) {
         this.areas = areas;
     }
 
-    /** A memory-table region: a single-region memory owning its mapping (closing it unmaps). */
+    /**
+     * A memory-table region: a single-region memory owning its mapping (closing it unmaps). Its xen_mmap_flags
+     * (0 in 32-byte entries) choose the {@link MappingKind}; an invalid set, or a Xen kind this host cannot map,
+     * is refused and nothing is mapped.
+     */
     public GuestMemory map(MemoryRegion region, int fd) throws ProtocolException, ErrnoException {
         validate(region);
-        if (region.xenMmapFlags() != 0) {
-            throw ProtocolException.invalid("region " + describe(region) + ": Xen mapping flags 0x"
-                    + Integer.toHexString(region.xenMmapFlags()) + " are not supported");
-        }
         try {
-            return areas.mapShared(region.guestPhysAddr(), region.memorySize(), fd, region.mmapOffset());
+            MappingKind kind = MappingKind.ofXenFlags(region.xenMmapFlags());
+            if ((region.xenMmapFlags() & MappingKind.XEN_MMAP_FLAG_NO_ADVANCE_MAP_SPEC_TEXT) != 0) {
+                LOG.warn("region {}: NO_ADVANCE_MAP as bit 8 (the spec text's 0x100; front-ends send 0x8), accepted",
+                        describe(region));
+            }
+            return areas.map(kind, region.guestPhysAddr(), region.memorySize(), fd, region.mmapOffset(),
+                    region.xenMmapData());
         } catch (IllegalArgumentException e) {
             throw ProtocolException.invalid("region " + describe(region) + ": " + e.getMessage());
         }
@@ -58,7 +69,9 @@ public final class RegionMapper {
     }
 
     static String describe(MemoryRegion r) {
-        return "[gpa 0x%x size 0x%x uva 0x%x offset 0x%x]".formatted(r.guestPhysAddr(), r.memorySize(),
-                r.userAddr(), r.mmapOffset());
+        String xen = r.xenMmapFlags() != 0 || r.xenMmapData() != 0
+                ? " xen flags 0x%x domain %d".formatted(r.xenMmapFlags(), r.xenMmapData()) : "";
+        return "[gpa 0x%x size 0x%x uva 0x%x offset 0x%x%s]".formatted(r.guestPhysAddr(), r.memorySize(),
+                r.userAddr(), r.mmapOffset(), xen);
     }
 }
