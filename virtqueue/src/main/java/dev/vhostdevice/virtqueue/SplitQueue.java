@@ -13,8 +13,8 @@ import static dev.vhostdevice.virtqueue.VirtioRing.VIRTQ_DESC_F_NEXT;
 import static dev.vhostdevice.virtqueue.VirtioRing.VIRTQ_DESC_F_WRITE;
 import static dev.vhostdevice.virtqueue.VirtioRing.VIRTQ_USED_F_NO_NOTIFY;
 
-import dev.vhostdevice.virtqueue.memory.GuestMemory;
 import dev.vhostdevice.virtqueue.memory.ErrnoException;
+import dev.vhostdevice.virtqueue.memory.GuestMemory;
 import dev.vhostdevice.virtqueue.memory.GuestRegion;
 import dev.vhostdevice.virtqueue.memory.OnDemandMemory;
 import java.lang.foreign.MemorySegment;
@@ -548,9 +548,11 @@ public final class SplitQueue {
             chain.hold(mapping);
             return mapping.segment();
         } catch (ErrnoException | RuntimeException e) {
-            LOG.warn("{}: cannot map 0x{} bytes at 0x{} ({}): {}", name, Long.toHexString(length),
-                    Long.toHexString(region.guestAddress() + offset), writable ? "writable" : "read-only",
-                    e.getMessage());
+            if (chainFaults < FAULTS_LOGGED_IN_FULL) { // the refused chain is counted and logged by walk()
+                LOG.warn("{}: cannot map 0x{} bytes at 0x{} ({}): {}", name, Long.toHexString(length),
+                        Long.toHexString(region.guestAddress() + offset), writable ? "writable" : "read-only",
+                        e.getMessage());
+            }
             return null;
         }
     }
