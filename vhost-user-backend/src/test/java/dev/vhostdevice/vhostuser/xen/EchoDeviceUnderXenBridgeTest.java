@@ -9,6 +9,34 @@ import java.util.List;
 
 /** The engine under the bridge: two queues of 256 entries (the bridge's gpio shape), 13 grant regions. */
 class EchoDeviceUnderXenBridgeTest extends XenBridgeContract {
+    /** Three queues of 1024 (the bridge's vsock shape): 19 grant regions and fds in one SET_MEM_TABLE. */
+    static final class ThreeQueues extends EchoDeviceUnderXenBridgeTest {
+        @Override
+        protected DeviceFactory factory() {
+            return () -> new EchoDevice() {
+                @Override
+                public int queueCount() {
+                    return 3;
+                }
+
+                @Override
+                public int maxQueueSize() {
+                    return 1024;
+                }
+            };
+        }
+
+        @Override
+        protected int queueCount() {
+            return 3;
+        }
+
+        @Override
+        protected int queueSize() {
+            return 1024;
+        }
+    }
+
     @Override
     protected DeviceFactory factory() {
         return EchoDevice::new;
