@@ -26,6 +26,9 @@ public final class ScmiPlatform {
         withBase.add(new BaseProtocol(all));
         withBase.addAll(all);
         for (ScmiProtocol p : withBase) {
+            if (!p.listed()) {
+                continue; // a protocol with no resource is not there for the agent: NOT_SUPPORTED, as unknown ones
+            }
             if (byId[p.id()] != null) {
                 throw new IllegalArgumentException("protocol 0x" + Integer.toHexString(p.id()) + " given twice");
             }
