@@ -34,22 +34,13 @@ public final class BaseProtocol extends ScmiProtocol {
 
     /** Base for a platform whose other protocols are {@code others}; only the {@linkplain #listed listed} count. */
     public BaseProtocol(List<ScmiProtocol> others) {
+        super(ID, VERSION, -1);
         protocolIds = new byte[(int) others.stream().filter(ScmiProtocol::listed).count()];
         int i = 0;
         for (ScmiProtocol p : others.stream().filter(ScmiProtocol::listed).sorted(
                 java.util.Comparator.comparingInt(ScmiProtocol::id)).toList()) {
             protocolIds[i++] = (byte) p.id();
         }
-    }
-
-    @Override
-    public int id() {
-        return ID;
-    }
-
-    @Override
-    public int version() {
-        return VERSION;
     }
 
     @Override

@@ -41,29 +41,12 @@ public final class ClockProtocol extends ScmiProtocol {
     private final boolean[] enabled;
 
     public ClockProtocol(List<Clock> clocks) {
+        super(ID, VERSION, clocks.size());
         initial = clocks.toArray(Clock[]::new);
-        names = new byte[initial.length][];
-        for (int i = 0; i < initial.length; i++) {
-            names[i] = ScmiResponse.name(initial[i].name());
-        }
+        names = wireNames(clocks.stream().map(Clock::name).toList());
         rate = new long[initial.length];
         enabled = new boolean[initial.length];
         reset();
-    }
-
-    @Override
-    public int id() {
-        return ID;
-    }
-
-    @Override
-    public int version() {
-        return VERSION;
-    }
-
-    @Override
-    public boolean listed() {
-        return initial.length > 0;
     }
 
     @Override

@@ -29,28 +29,11 @@ public final class PowerProtocol extends ScmiProtocol {
     private final int[] state;
 
     public PowerProtocol(List<Domain> domains) {
+        super(ID, VERSION, domains.size());
         initial = domains.toArray(Domain[]::new);
-        names = new byte[initial.length][];
-        for (int i = 0; i < initial.length; i++) {
-            names[i] = ScmiResponse.name(initial[i].name());
-        }
+        names = wireNames(domains.stream().map(Domain::name).toList());
         state = new int[initial.length];
         reset();
-    }
-
-    @Override
-    public int id() {
-        return ID;
-    }
-
-    @Override
-    public int version() {
-        return VERSION;
-    }
-
-    @Override
-    public boolean listed() {
-        return initial.length > 0;
     }
 
     @Override

@@ -15,11 +15,29 @@ public abstract class ScmiProtocol {
     /** Marks a message id the protocol does not implement in {@link #parameterCount}. */
     protected static final int NOT_IMPLEMENTED = -1;
 
-    /** The protocol id (0x10 base, 0x11 power, 0x14 clock, 0x15 sensor, 0x17 voltage). */
-    public abstract int id();
+    private final int id;
+    private final int version;
+    /** How many resources (sensors, clocks, domains) it has; one with none is not listed. */
+    private final int resources;
 
-    /** PROTOCOL_VERSION's value: major in bits 31:16, minor in 15:0. */
-    public abstract int version();
+    /**
+     * @param id        the protocol id (0x10 base, 0x11 power, 0x14 clock, 0x15 sensor, 0x17 voltage)
+     * @param version   PROTOCOL_VERSION's value: major in bits 31:16, minor in 15:0
+     * @param resources its sensors, clocks or domains (-1: listed whatever it has, as base and sensor)
+     */
+    protected ScmiProtocol(int id, int version, int resources) {
+        this.id = id;
+        this.version = version;
+        this.resources = resources;
+    }
+
+    public final int id() {
+        return id;
+    }
+
+    public final int version() {
+        return version;
+    }
 
     /** How many 32-bit parameters message {@code messageId} takes, or {@link #NOT_IMPLEMENTED}. */
     protected abstract int parameterCount(int messageId);
@@ -35,9 +53,14 @@ public abstract class ScmiProtocol {
         return 0;
     }
 
-    /** Whether DISCOVER_LIST_PROTOCOLS names it: it has resources for the agent. */
-    public boolean listed() {
-        return true;
+    /** Whether DISCOVER_LIST_PROTOCOLS names it (and the platform routes to it): it has resources for the agent. */
+    public final boolean listed() {
+        return resources != 0;
+    }
+
+    /** The 16-byte wire names of {@code names}, prepared once. */
+    protected static byte[][] wireNames(java.util.List<String> names) {
+        return names.stream().map(ScmiResponse::name).toArray(byte[][]::new);
     }
 
     /** Back to the state at start-up (a device reset or a new guest). */

@@ -117,6 +117,7 @@ public final class SensorProtocol extends ScmiProtocol {
     private long droppedNotifications;
 
     public SensorProtocol(List<Sensor> sensors, java.util.function.LongSupplier clock) {
+        super(ID, VERSION, -1); // listed even with no sensor, as upstream
         if (sensors.size() > 0xFFFF) {
             throw new IllegalArgumentException("at most 65535 sensors");
         }
@@ -126,16 +127,6 @@ public final class SensorProtocol extends ScmiProtocol {
         }
         this.clock = clock;
         reset();
-    }
-
-    @Override
-    public int id() {
-        return ID;
-    }
-
-    @Override
-    public int version() {
-        return VERSION;
     }
 
     @Override

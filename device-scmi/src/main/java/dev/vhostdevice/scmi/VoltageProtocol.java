@@ -40,29 +40,12 @@ public final class VoltageProtocol extends ScmiProtocol {
     private final int[] config;
 
     public VoltageProtocol(List<Domain> domains) {
+        super(ID, VERSION, domains.size());
         initial = domains.toArray(Domain[]::new);
-        names = new byte[initial.length][];
-        for (int i = 0; i < initial.length; i++) {
-            names[i] = ScmiResponse.name(initial[i].name());
-        }
+        names = wireNames(domains.stream().map(Domain::name).toList());
         level = new int[initial.length];
         config = new int[initial.length];
         reset();
-    }
-
-    @Override
-    public int id() {
-        return ID;
-    }
-
-    @Override
-    public int version() {
-        return VERSION;
-    }
-
-    @Override
-    public boolean listed() {
-        return initial.length > 0;
     }
 
     @Override
