@@ -67,7 +67,7 @@ final class ScmiAgent implements AutoCloseable {
     private int token;
 
     private ScmiAgent(Path socket, DeviceFactory factory, boolean p2a) throws Exception {
-        server = VhostUserServer.start(socket, factory);
+        server = factory == null ? null : VhostUserServer.start(socket, factory);
         ram = GuestRam.single(16 << 20);
         frontend = TestFrontend.connect(socket);
         frontend.useRam(ram);
@@ -79,6 +79,11 @@ final class ScmiAgent implements AutoCloseable {
     /** A device from {@code factory} behind a socket in {@code dir}, the eventq negotiated or not. */
     static ScmiAgent start(Path dir, DeviceFactory factory, boolean p2a) throws Exception {
         return new ScmiAgent(dir.resolve("scmi.sock"), factory, p2a);
+    }
+
+    /** An agent on a back-end already listening on {@code socket} (the jar in its own process). */
+    static ScmiAgent connect(Path socket) throws Exception {
+        return new ScmiAgent(socket, null, true);
     }
 
     static ScmiAgent start(Path dir, DeviceFactory factory) throws Exception {
@@ -176,7 +181,9 @@ final class ScmiAgent implements AutoCloseable {
     @Override
     public void close() {
         frontend.close();
-        server.close();
+        if (server != null) {
+            server.close();
+        }
         ram.close();
     }
 }
