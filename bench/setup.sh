@@ -73,7 +73,8 @@ if [[ -f $ENV_FILE && ${BENCH_REFRESH:-0} != 1 ]]; then
   # shellcheck disable=SC1090
   source "$ENV_FILE"
   if [[ ${BENCH_SETUP_VERSION:-} == "$SETUP_VERSION" && -x ${QEMU72:-/nonexistent} && -x ${QEMU10:-/nonexistent} \
-        && -x ${QEMU10_AARCH64:-/nonexistent} && -f ${VMLINUZ:-/nonexistent} && -f ${INITRD_BASE:-/nonexistent} && -x ${BUSYBOX:-/nonexistent} \
+        && -x ${QEMU10_AARCH64:-/nonexistent} && -f ${VMLINUZ:-/nonexistent} && -f ${INITRD_BASE:-/nonexistent} \
+        && -x ${BUSYBOX:-/nonexistent} \
         && "$(cat "$INITRD_BASE.key" 2>/dev/null)" == "$(initrd_key "$INITRD_EXTRA")" ]] \
      && command -v cpio >/dev/null; then
     say "cache is warm ($CACHE)"
