@@ -21,7 +21,9 @@ public record Option(String shortName, String longName, Type type, String label,
 
     /** What an option's value is; checked while parsing, so a malformed number is a usage error naming it. */
     public enum Type {
-        FLAG, STRING, INT, LONG, PATH;
+        FLAG, STRING, INT, LONG, PATH,
+        /** A string that may be given any number of times; read all of them with {@link ParsedArgs#strings}. */
+        STRINGS;
 
         /** Throws {@link UsageException} if {@code value} is not one of these, naming the option. */
         void check(Option option, String value) {

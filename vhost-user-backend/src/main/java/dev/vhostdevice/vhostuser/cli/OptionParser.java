@@ -21,6 +21,8 @@ public final class OptionParser {
     private static final int WIDTH = 79;
     /** A given flag's value in {@link ParsedArgs}. */
     static final String FLAG_SET = "";
+    /** Joins the values of a repeated {@link Option.Type#STRINGS} option: NUL cannot occur in an argument. */
+    static final char REPEAT_SEPARATOR = '\0';
 
     private final String name;
     private final String description;
@@ -77,6 +79,10 @@ public final class OptionParser {
             } else {
                 throw new UsageException("Missing required parameter for option '" + option.longName() + "' ("
                         + option.label() + ")");
+            }
+            if (values[index] != null && option.type() == Option.Type.STRINGS) {
+                values[index] = values[index] + REPEAT_SEPARATOR + value;
+                continue;
             }
             if (values[index] != null) {
                 throw new UsageException("option '" + option.longName() + "' (" + (option.label() != null

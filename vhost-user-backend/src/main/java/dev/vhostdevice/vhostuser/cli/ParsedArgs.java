@@ -1,6 +1,7 @@
 package dev.vhostdevice.vhostuser.cli;
 
 import java.nio.file.Path;
+import java.util.List;
 import java.util.NoSuchElementException;
 
 /**
@@ -25,6 +26,12 @@ public final class ParsedArgs {
     /** The value as given, or the default; null if neither. */
     public String string(Option option) {
         return valueOrDefault(option, Option.Type.STRING);
+    }
+
+    /** Every value of a repeatable option, in command-line order; empty if it was not given. */
+    public List<String> strings(Option option) {
+        String joined = values[indexOf(option, Option.Type.STRINGS)];
+        return joined == null ? List.of() : List.of(joined.split(String.valueOf(OptionParser.REPEAT_SEPARATOR), -1));
     }
 
     /** The value or the default, as a path; null if neither. */
