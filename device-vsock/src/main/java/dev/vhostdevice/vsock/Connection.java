@@ -50,6 +50,8 @@ final class Connection {
     /** The host socket may have bytes (or an end of stream) to read: edge seen, not yet drained. */
     boolean hostReadable;
     boolean hostEof;
+    /** An edge reported the peer's close (RDHUP/HUP/ERR): read on until the end of stream shows. */
+    boolean hostHungUp;
     boolean guestShutRcv;
     boolean guestShutSend;
     /** The guest closed (SHUTDOWN with both flags): RST once the queued bytes reached the host. */

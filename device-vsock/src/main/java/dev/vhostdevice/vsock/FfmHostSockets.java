@@ -101,11 +101,11 @@ final class FfmHostSockets implements HostSockets {
     }
 
     @Override
-    public int listen(Path path, int backlog) throws ErrnoException {
+    public int listen(Path path, int type, int backlog) throws ErrnoException {
         Scratch s = SCRATCH.get();
         fillAddress(s.sockaddr, path);
         try {
-            int fd = socket(s, SOCK_STREAM);
+            int fd = socket(s, type);
             if ((int) BIND.invokeExact(s.state, fd, s.sockaddr, (int) SOCKADDR_UN_SIZE) != 0
                     || (int) LISTEN.invokeExact(s.state, fd, backlog) != 0) {
                 int err = errno(s.state);

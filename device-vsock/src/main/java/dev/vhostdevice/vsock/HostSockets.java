@@ -20,8 +20,8 @@ public interface HostSockets {
     int SHUT_WR = 1;
     long WOULD_BLOCK = -1;
 
-    /** A non-blocking {@code SOCK_STREAM} listener bound to {@code path} (the file must not exist). */
-    int listen(Path path, int backlog) throws ErrnoException;
+    /** A non-blocking listener of {@code type} bound to {@code path} (the file must not exist). */
+    int listen(Path path, int type, int backlog) throws ErrnoException;
 
     /** {@code accept4(SOCK_NONBLOCK | SOCK_CLOEXEC)}: the new fd, or -1 when no peer is waiting. */
     int accept(int listenFd) throws ErrnoException;

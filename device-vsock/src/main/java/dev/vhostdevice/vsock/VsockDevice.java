@@ -313,6 +313,9 @@ public final class VsockDevice implements VirtioDevice {
         }
         long key = ConnectionTable.key(hDstPort, hSrcPort);
         Connection c = connections.get(key);
+        if (LOG.isTraceEnabled() && hOp != OP_RW) {
+            LOG.trace("guest {}: TX {} flags {} len {} for {}", cid, VsockPacket.opName(hOp), hFlags, hLen, c);
+        }
         if (!lengthOk || hOp < OP_REQUEST || hOp > OP_CREDIT_REQUEST) {
             complain(lengthOk ? Complaint.BAD_OP : Complaint.BAD_LENGTH, chain);
             if (c != null && hOp != OP_RST) {
@@ -648,6 +651,9 @@ public final class VsockDevice implements VirtioDevice {
     }
 
     private void hostEvent(Connection c, int events) {
+        if (LOG.isTraceEnabled()) {
+            LOG.trace("{}: host events 0x{}", c, Integer.toHexString(events));
+        }
         if (c.state == Connection.State.HANDSHAKE) {
             readConnectLine(c);
             return;
@@ -657,6 +663,8 @@ public final class VsockDevice implements VirtioDevice {
         }
         if (c.fd >= 0 && (events & (Linux.EPOLLIN | EPOLLRDHUP | Linux.EPOLLHUP | Linux.EPOLLERR)) != 0) {
             c.hostReadable = true;
+            // The end of stream comes as one edge, often with the last bytes: after it no edge will say "more".
+            c.hostHungUp |= (events & (EPOLLRDHUP | Linux.EPOLLHUP | Linux.EPOLLERR)) != 0;
             schedule(c);
         }
     }
@@ -917,6 +925,7 @@ public final class VsockDevice implements VirtioDevice {
                 if (rx.splitQueue().enableNotification()) {
                     continue;
                 }
+                LOG.trace("guest {}: out of RX buffers", cid);
                 break;
             }
             if (!rxChain.isValid() || rxChain.writableBytes() < HEADER_SIZE) {
@@ -938,6 +947,9 @@ public final class VsockDevice implements VirtioDevice {
                 if (nextAction(c) != Action.NONE) {
                     schedule(c);
                 }
+            }
+            if (LOG.isTraceEnabled()) {
+                LOG.trace("guest {}: RX {} bytes for {}", cid, used, c != null ? c : sibling ? "sibling" : "rst");
             }
             rx.complete(rxChain.head(), used);
         }
@@ -1019,7 +1031,7 @@ public final class VsockDevice implements VirtioDevice {
             }
             return HEADER_SIZE;
         }
-        if (n < space) {
+        if (n < space && !c.hostHungUp) {
             c.hostReadable = false; // drained: the next edge says when more comes
         }
         c.txCnt += (int) n;

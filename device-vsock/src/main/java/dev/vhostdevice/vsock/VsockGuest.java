@@ -40,7 +40,7 @@ final class VsockGuest implements AutoCloseable {
             }
             Files.delete(uds); // a stale socket of an earlier run, as upstream does
         }
-        this.listenFd = sockets.listen(uds, 128);
+        this.listenFd = sockets.listen(uds, HostSockets.SOCK_STREAM, 128);
         int wake;
         try {
             wake = linux.eventfd();
