@@ -150,6 +150,7 @@ public final class VsockDevice implements VirtioDevice {
     private final EnumSet<Complaint> complained = EnumSet.noneOf(Complaint.class);
     private final long[] complaintCounts = new long[Complaint.values().length];
     private DeviceContext context;
+    private boolean closed;
     private boolean seqpacketAcked;
     private boolean transportResetDue;
     private boolean siblingTurn;
@@ -1174,6 +1175,12 @@ public final class VsockDevice implements VirtioDevice {
         return complaintCounts[complaint.ordinal()];
     }
 
+    /** The bytes sent to the guest on a connection (the benchmark's guest reports them back as fwd_cnt). */
+    int txCountForBench(int guestPort, int hostPort) {
+        Connection c = connections.get(ConnectionTable.key(hostPort, guestPort));
+        return c == null ? 0 : c.txCnt;
+    }
+
     /** Live connections (tests). */
     int connectionCount() {
         return connections.size();
@@ -1219,6 +1226,10 @@ public final class VsockDevice implements VirtioDevice {
 
     @Override
     public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
         closeAll();
         if (context != null) {
             context.unwatchFd(guest.listenFd);

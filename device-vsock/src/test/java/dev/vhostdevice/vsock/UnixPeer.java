@@ -107,6 +107,23 @@ final class UnixPeer implements AutoCloseable {
         }
     }
 
+    /** Up to {@code max} bytes if any arrive within {@code millis}, else null; empty at end of stream. */
+    byte[] readWithin(int max, int millis) throws IOException {
+        if (!LINUX.poll(fd, Linux.POLLIN, millis)) {
+            return null;
+        }
+        return read(max);
+    }
+
+    /** Whether the device closed this socket: end of stream, or a reset when it left bytes unread. */
+    boolean isClosedByPeer() throws IOException {
+        try {
+            return readLine() == null;
+        } catch (ErrnoException e) {
+            return e.errno() == dev.vhostdevice.virtqueue.memory.Errno.ECONNRESET;
+        }
+    }
+
     /** Everything up to end of stream. */
     byte[] readToEnd() throws IOException {
         ByteArrayOutputStream all = new ByteArrayOutputStream();
