@@ -32,10 +32,13 @@ final class UnixPeer implements AutoCloseable {
         return new UnixPeer(SOCKETS.connect(path, type));
     }
 
+    /** vsock-xfer.c's pattern period: a prime no packet or buffer size divides. */
+    private static final int PERIOD = 65521;
+
     /** pattern(i): what byte i of every checked transfer holds, as vsock-xfer.c computes it. */
     static byte pattern(long i) {
-        int word = (int) (i >>> 2) * (int) 2654435761L;
-        return (byte) (word >>> ((i & 3) * 8));
+        int k = (int) (i % PERIOD);
+        return (byte) ((k * (int) 2654435761L) >>> 13);
     }
 
     static byte[] pattern(long from, int length) {
