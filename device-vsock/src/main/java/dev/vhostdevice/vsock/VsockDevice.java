@@ -211,6 +211,7 @@ public final class VsockDevice implements VirtioDevice {
         context = deviceContext;
         context.watchFd(guest.listenFd, Linux.EPOLLIN, TOKEN_LISTENER);
         context.watchFd(guest.wakeFd, Linux.EPOLLIN, TOKEN_WAKE);
+        guest.served(true);
     }
 
     @Override
@@ -326,7 +327,16 @@ public final class VsockDevice implements VirtioDevice {
             }
             return true;
         }
-        if (c == null || (c.type != hType && hOp != OP_REQUEST)) {
+        if (c != null && c.type != hType) {
+            complain(Complaint.BAD_TYPE, chain); // a stream packet on a seqpacket connection or the reverse
+            if (hOp != OP_RST) {
+                resetConnection(c);
+            } else {
+                removeConnection(c);
+            }
+            return true;
+        }
+        if (c == null) {
             if (hOp == OP_REQUEST) {
                 guestConnect();
             } else if (hOp != OP_RST) {
@@ -442,17 +452,19 @@ public final class VsockDevice implements VirtioDevice {
             guestMessageData(c, chain, endOfMessage);
         } else if (hLen > 0) {
             long written = 0;
-            if (c.out == null || c.out.isEmpty()) {
-                if (addPayload(chain, hLen)) {
-                    written = sendToHost(c);
-                    if (written < 0) {
-                        return; // reset
-                    }
-                    forwarded(c, written);
+            boolean direct = (c.out == null || c.out.isEmpty()) && addPayload(chain, hLen);
+            if (direct) {
+                written = sendToHost(c);
+                if (written < 0) {
+                    return; // reset
                 }
+                forwarded(c, written);
             }
             if (written < hLen) {
                 queuePayload(c, chain, written, hLen - written);
+                if (!direct) {
+                    flush(c); // no write was tried, so no EPOLLOUT edge is on its way
+                }
             }
         }
         afterFlush(c);
@@ -610,8 +622,9 @@ public final class VsockDevice implements VirtioDevice {
             lastSiblingCid = hDstCid;
             lastSibling = target;
         }
-        if (target == null || !lengthOk) {
-            complain(target == null ? Complaint.NOT_REACHABLE : Complaint.BAD_LENGTH, chain);
+        if (target == null || !lengthOk || !target.isServed()) {
+            // A sibling with no front-end connected (not booted, reconnecting) cannot answer: refuse at once.
+            complain(target == null || !target.isServed() ? Complaint.NOT_REACHABLE : Complaint.BAD_LENGTH, chain);
             if (hOp != OP_RST) {
                 replyRst(hDstCid);
             }
@@ -1011,10 +1024,15 @@ public final class VsockDevice implements VirtioDevice {
     /** Reads the host socket straight into the RX buffer after the header. */
     private int writeStreamData(Connection c) {
         long space = Math.min(Math.min(rxChain.writableBytes() - HEADER_SIZE, MAX_PAYLOAD), c.credit());
+        if (space == 0) {
+            // A buffer with room for the header only: still a valid packet, and the socket stays readable.
+            writeControl(rxChain.writer(), c, OP_CREDIT_UPDATE, 0);
+            return HEADER_SIZE;
+        }
         addRxPieces(space);
         long n;
         try {
-            n = space == 0 ? HostSockets.WOULD_BLOCK : sockets.receive(c.fd, vector);
+            n = sockets.receive(c.fd, vector);
         } catch (ErrnoException e) {
             LOG.debug("{}: host socket read failed: {}", c, e.getMessage());
             closeHost(c);
@@ -1230,6 +1248,7 @@ public final class VsockDevice implements VirtioDevice {
             return;
         }
         closed = true;
+        guest.served(false);
         closeAll();
         if (context != null) {
             context.unwatchFd(guest.listenFd);

@@ -27,6 +27,8 @@ final class VsockGuest implements AutoCloseable {
     final int wakeFd;
     final SiblingInbox inbox;
     private final AtomicInteger devices = new AtomicInteger();
+    /** A device serves this guest now (its front-end is connected): siblings may send to it. */
+    private volatile boolean served;
 
     VsockGuest(VmConfig config, SiblingGroups siblings, HostSockets sockets, Linux linux) throws IOException {
         this.config = config;
@@ -62,6 +64,14 @@ final class VsockGuest implements AutoCloseable {
         } catch (ErrnoException e) {
             LOG.warn("guest {}: cannot wake its device: {}", cid(), e.getMessage());
         }
+    }
+
+    boolean isServed() {
+        return served;
+    }
+
+    void served(boolean now) {
+        served = now;
     }
 
     /** A new device serves this guest; true if an earlier one did (the guest must drop stale connections). */

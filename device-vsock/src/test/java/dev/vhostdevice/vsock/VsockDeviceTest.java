@@ -476,6 +476,65 @@ class VsockDeviceTest {
         }
     }
 
+    @Test
+    void aPacketOfTheOtherTypeOnALiveConnectionResetsIt() throws Exception {
+        rig();
+        try (UnixPeer host = connectFromGuest()) {
+            rig.sendOp(GUEST_PORT, HOST_PORT, TYPE_SEQPACKET, OP_RW, SEQ_EOM, "x".getBytes(), 262144, 0);
+            only(rig.awaitOp(OP_RST), OP_RST);
+            assertEquals(0, host.read(10).length);
+            assertEquals(0, rig.device.connectionCount(), "no connection left behind");
+        }
+    }
+
+    @Test
+    void aPayloadInMoreDescriptorsThanOneSendTakesStillReachesTheHostInOrder() throws Exception {
+        rig();
+        try (UnixPeer host = connectFromGuest()) {
+            int pieces = IoVector.CAPACITY + 6;
+            byte[] data = UnixPeer.pattern(0, pieces * 10);
+            dev.vhostdevice.virtqueue.testing.DriverQueue.Buffer[] chain =
+                    new dev.vhostdevice.virtqueue.testing.DriverQueue.Buffer[pieces + 1];
+            byte[] h = header(GUEST_CID, VMADDR_CID_HOST, GUEST_PORT, HOST_PORT, data.length, TYPE_STREAM, OP_RW, 0,
+                    262144, 0);
+            chain[0] = readable(rig.write(h), h.length);
+            for (int i = 0; i < pieces; i++) {
+                chain[i + 1] = readable(rig.write(java.util.Arrays.copyOfRange(data, i * 10, i * 10 + 10)), 10);
+            }
+            long table = rig.write(new byte[16 * chain.length]);
+            rig.tx.addIndirect(table, chain);
+            rig.host.kick(VsockDevice.TX_QUEUE);
+            byte[] got = new byte[data.length];
+            int have = 0;
+            while (have < got.length) {
+                byte[] part = host.read(got.length - have);
+                System.arraycopy(part, 0, got, have, part.length);
+                have += part.length;
+            }
+            assertArrayEquals(data, got);
+        }
+    }
+
+    @Test
+    void anRxBufferWithRoomForTheHeaderOnlyDoesNotLoseTheSocketsReadiness() throws Exception {
+        rig();
+        int listener = UnixPeer.listen(rig.udsPort(HOST_PORT), HostSockets.SOCK_STREAM);
+        rig.postRx(1); // for the RESPONSE only
+        rig.sendOp(GUEST_PORT, HOST_PORT, OP_REQUEST, 0, new byte[0]);
+        rig.awaitOp(OP_RESPONSE);
+        try (UnixPeer host = UnixPeer.accept(listener, 5000)) {
+            host.writeText("data");
+            rig.pump(50); // readable, but no RX buffer
+            rig.postRx(1, HEADER_SIZE);
+            assertEquals(List.of(OP_CREDIT_UPDATE), rig.received().stream().map(Packet::op).toList());
+            rig.postRx(1);
+            List<Packet> packets = rig.awaitPackets(p -> payloadOf(p).length == 4);
+            assertEquals("data", new String(payloadOf(packets)));
+        } finally {
+            UnixPeer.SOCKETS.close(listener);
+        }
+    }
+
     // ------------------------------------------------------------------------------------ seqpacket
 
     @Test
@@ -509,19 +568,20 @@ class VsockDeviceTest {
 
     // ------------------------------------------------------------------------------------ siblings
 
+    /** A guest of the daemon, registered in {@code groups}. */
+    private VsockGuest sibling(SiblingGroups groups, long cid, String name, String... groupNames) throws Exception {
+        VsockGuest guest = new VsockGuest(new VmConfig(cid, dir.resolve(name + ".sock"), dir.resolve(name + ".vsock"),
+                65536, 1024, Set.of(groupNames)), groups, HostSockets.system(), Linux.system());
+        groups.add(guest);
+        return guest;
+    }
+
     @Test
     void guestsOfOneGroupReachEachOtherByCidVerbatimAndOthersGetRst() throws Exception {
         SiblingGroups groups = new SiblingGroups();
-        Linux linux = Linux.system();
-        VsockGuest a = new VsockGuest(new VmConfig(3, dir.resolve("a.sock"), dir.resolve("a.vsock"), 65536, 1024,
-                Set.of("team")), groups, HostSockets.system(), linux);
-        VsockGuest b = new VsockGuest(new VmConfig(4, dir.resolve("b.sock"), dir.resolve("b.vsock"), 65536, 1024,
-                Set.of("team", "x")), groups, HostSockets.system(), linux);
-        VsockGuest c = new VsockGuest(new VmConfig(5, dir.resolve("c.sock"), dir.resolve("c.vsock"), 65536, 1024,
-                Set.of("x")), groups, HostSockets.system(), linux);
-        groups.add(a);
-        groups.add(b);
-        groups.add(c);
+        VsockGuest a = sibling(groups, 3, "a", "team");
+        VsockGuest b = sibling(groups, 4, "b", "team", "x");
+        VsockGuest c = sibling(groups, 5, "c", "x");
         try (VsockRig ra = new VsockRig(a); VsockRig rb = new VsockRig(b); VsockRig rc = new VsockRig(c)) {
             ra.postRx(4);
             rb.postRx(8, 1000);
@@ -561,15 +621,26 @@ class VsockDeviceTest {
     }
 
     @Test
+    void aSiblingWithNoFrontEndConnectedRefusesAtOnce() throws Exception {
+        SiblingGroups groups = new SiblingGroups();
+        VsockGuest a = sibling(groups, 3, "a", "g");
+        VsockGuest b = sibling(groups, 4, "b", "g");
+        try (VsockRig ra = new VsockRig(a)) {
+            ra.postRx(2);
+            ra.send(header(3, 4, 1, 2, 0, TYPE_STREAM, OP_REQUEST, 0, 65536, 0), new byte[0]);
+            Packet rst = only(ra.received(), OP_RST);
+            assertEquals(4, rst.srcCid());
+        } finally {
+            a.close();
+            b.close();
+        }
+    }
+
+    @Test
     void aFullSiblingInboxHoldsTheSendersChainUntilTheReceiverDrains() throws Exception {
         SiblingGroups groups = new SiblingGroups();
-        Linux linux = Linux.system();
-        VsockGuest a = new VsockGuest(new VmConfig(3, dir.resolve("a.sock"), dir.resolve("a.vsock"), 65536, 1024,
-                Set.of("g")), groups, HostSockets.system(), linux);
-        VsockGuest b = new VsockGuest(new VmConfig(4, dir.resolve("b.sock"), dir.resolve("b.vsock"), 65536, 1024,
-                Set.of("g")), groups, HostSockets.system(), linux);
-        groups.add(a);
-        groups.add(b);
+        VsockGuest a = sibling(groups, 3, "a", "g");
+        VsockGuest b = sibling(groups, 4, "b", "g");
         try (VsockRig ra = new VsockRig(a); VsockRig rb = new VsockRig(b)) {
             int total = SiblingInbox.SLOTS + 10;
             for (int i = 0; i < total; i++) {
