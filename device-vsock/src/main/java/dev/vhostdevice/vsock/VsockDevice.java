@@ -380,7 +380,8 @@ public final class VsockDevice implements VirtioDevice {
         Path target = Path.of(guest.config.udsPath() + "_" + Integer.toUnsignedString(hDstPort));
         int fd;
         try {
-            fd = sockets.connect(target, hType == TYPE_SEQPACKET ? HostSockets.SOCK_SEQPACKET : HostSockets.SOCK_STREAM);
+            int socketType = hType == TYPE_SEQPACKET ? HostSockets.SOCK_SEQPACKET : HostSockets.SOCK_STREAM;
+            fd = sockets.connect(target, socketType);
         } catch (ErrnoException e) {
             LOG.debug("guest {}: connect to {} refused: {}", cid, target, e.getMessage());
             replyRst(VMADDR_CID_HOST);
