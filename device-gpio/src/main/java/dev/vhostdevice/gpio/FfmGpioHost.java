@@ -73,19 +73,19 @@ final class FfmGpioHost implements GpioHost {
     private static final int O_CLOEXEC = 0x80000;
     private static final int NAME_SIZE = 32;
 
-    private static final long INFO_LINES = 64;
-    private static final long LINEINFO_CONSUMER = 32;
-    private static final long LINEINFO_OFFSET = 64;
-    private static final long LINEINFO_FLAGS = 72;
-    private static final long REQUEST_CONSUMER = 256;
-    private static final long REQUEST_CONFIG = 288;
-    private static final long REQUEST_NUM_LINES = 560;
-    private static final long REQUEST_FD = 588;
-    private static final long CONFIG_NUM_ATTRS = 8;
-    private static final long CONFIG_ATTRS = 32;
-    private static final long ATTR_VALUES = 8;
-    private static final long ATTR_MASK = 16;
-    private static final long EVENT_ID = 8;
+    static final long INFO_LINES = 64;
+    static final long LINEINFO_CONSUMER = 32;
+    static final long LINEINFO_OFFSET = 64;
+    static final long LINEINFO_FLAGS = 72;
+    static final long REQUEST_CONSUMER = 256;
+    static final long REQUEST_CONFIG = 288;
+    static final long REQUEST_NUM_LINES = 560;
+    static final long REQUEST_FD = 588;
+    static final long CONFIG_NUM_ATTRS = 8;
+    static final long CONFIG_ATTRS = 32;
+    static final long ATTR_VALUES = 8;
+    static final long ATTR_MASK = 16;
+    static final long EVENT_ID = 8;
 
     private static final Linker LINKER = Linker.nativeLinker();
     private static final StructLayout CALL_STATE = Linker.Option.captureStateLayout();

@@ -181,7 +181,8 @@ public final class HostChip implements GpioChip {
     @Override
     public int setValue(int line, int value) {
         if (lineFd[line] < 0) {
-            return failed(line, "setting a line that is not requested", -Errno.EPERM);
+            // An output at start-up the guest sets before configuring it: it takes the line at that value.
+            return request(line, GpioHost.GPIO_V2_LINE_FLAG_OUTPUT, value);
         }
         int rc = host.setValue(lineFd[line], value);
         return rc < 0 ? failed(line, "GPIO_V2_LINE_SET_VALUES_IOCTL", rc) : 0;
