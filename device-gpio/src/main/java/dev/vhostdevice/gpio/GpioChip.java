@@ -60,6 +60,12 @@ public interface GpioChip extends AutoCloseable {
     /** A watched fd with {@code token} is ready: report the edges it carries. */
     void ready(int token, int readyEvents);
 
+    /**
+     * Every line back to how it was when the chip was opened (a device reset): a simulated chip's lines inputs
+     * reading 0 with no edges pending, a host chip's lines released.
+     */
+    void reset();
+
     /** Releases every line and closes the chip's fds. */
     @Override
     void close();

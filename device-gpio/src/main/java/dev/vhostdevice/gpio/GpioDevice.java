@@ -468,11 +468,12 @@ public final class GpioDevice implements VirtioDevice {
     @Override
     public void reset() {
         returnWaiting();
+        chip.reset();
         for (int line = 0; line < lineCount; line++) {
-            if (irqType[line] != VIRTIO_GPIO_IRQ_TYPE_NONE) {
-                chip.configure(line, direction[line], Math.max(cachedValue[line], 0), VIRTIO_GPIO_IRQ_TYPE_NONE);
-                disableIrq(line);
-            }
+            direction[line] = chip.initialDirection(line);
+            cachedValue[line] = -1;
+            irqType[line] = VIRTIO_GPIO_IRQ_TYPE_NONE;
+            latched[line] = false;
         }
     }
 

@@ -252,6 +252,13 @@ public final class HostChip implements GpioChip {
     }
 
     @Override
+    public void reset() {
+        for (int line = 0; line < lineFd.length; line++) {
+            release(line);
+        }
+    }
+
+    @Override
     public void close() {
         for (int line = 0; line < lineFd.length; line++) {
             if (context != null) {

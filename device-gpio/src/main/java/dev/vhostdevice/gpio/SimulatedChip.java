@@ -197,6 +197,15 @@ public final class SimulatedChip implements GpioChip {
     }
 
     @Override
+    public void reset() {
+        Arrays.fill(direction, VIRTIO_GPIO_DIRECTION_IN);
+        Arrays.fill(driven, 0);
+        Arrays.fill(irqType, 0);
+        Arrays.fill(listening, false);
+        Arrays.fill(pending, 0);
+    }
+
+    @Override
     public void close() {
         if (eventFd >= 0) {
             context.unwatchFd(eventFd);

@@ -583,13 +583,17 @@ class GpioDeviceTest {
     }
 
     @Test
-    void aResetDisablesEveryIrqAndReturnsTheBuffers() throws Exception {
+    void aResetReturnsTheBuffersAndPutsEveryLineBackToItsInitialState() throws Exception {
         start(8);
-        wireIrq(VIRTIO_GPIO_IRQ_TYPE_EDGE_BOTH, 0);
+        wireIrq(VIRTIO_GPIO_IRQ_TYPE_EDGE_BOTH, 1);
         IrqBuffer b = gpio.irq(1);
         gpio.device.reset();
         assertEquals(VIRTIO_GPIO_IRQ_STATUS_INVALID, gpio.completed(b));
         assertEquals(VIRTIO_GPIO_IRQ_STATUS_INVALID, gpio.completed(gpio.irq(1)), "irq NONE after reset");
+        assertEquals(VIRTIO_GPIO_DIRECTION_IN, gpio.ok(VIRTIO_GPIO_MSG_GET_DIRECTION, 0, 0));
+        assertEquals(0, gpio.ok(VIRTIO_GPIO_MSG_GET_VALUE, 1, 0), "line 0 drives nothing any more");
+        assertRefused(VIRTIO_GPIO_MSG_SET_DIRECTION, 0, VIRTIO_GPIO_DIRECTION_OUT); // the cached value is gone
+        assertEquals(0, gpio.pump());
     }
 
     @Test

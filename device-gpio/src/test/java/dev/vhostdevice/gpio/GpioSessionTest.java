@@ -46,6 +46,7 @@ class GpioSessionTest {
         frontend = TestFrontend.connect(dir.resolve("gpio.sock"));
         frontend.ram();
         frontend.negotiateLikeQemu10(QemuDevice.gpio());
+        frontend.sync(); // the unmasked call fds QEMU sends last (without a reply) are in force
         requests = frontend.queue(GpioDevice.REQUEST_QUEUE);
         events = frontend.queue(GpioDevice.EVENT_QUEUE);
     }
@@ -83,7 +84,7 @@ class GpioSessionTest {
             request(GpioDevice.VIRTIO_GPIO_MSG_SET_VALUE, 0, toggle & 1);
             Completion c = events.awaitUsed(WAIT);
             assertArrayEquals(new byte[] {GpioDevice.VIRTIO_GPIO_IRQ_STATUS_VALID}, c.written(), "toggle " + toggle);
-            assertTrue(events.awaitCall(WAIT) > 0, "the guest is interrupted");
+            assertTrue(events.awaitCall(WAIT) > 0, "the guest is interrupted at toggle " + toggle);
         }
         waitForIrq(1);
         request(GpioDevice.VIRTIO_GPIO_MSG_IRQ_TYPE, 1, GpioDevice.VIRTIO_GPIO_IRQ_TYPE_NONE);

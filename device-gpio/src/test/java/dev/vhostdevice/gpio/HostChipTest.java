@@ -242,6 +242,17 @@ class HostChipTest {
     }
 
     @Test
+    void aResetReleasesEveryLineAndRestoresTheDirectionsReadAtOpen() throws Exception {
+        start();
+        gpio.ok(VIRTIO_GPIO_MSG_SET_DIRECTION, 3, VIRTIO_GPIO_DIRECTION_IN);
+        gpio.ok(VIRTIO_GPIO_MSG_SET_DIRECTION, BUTTON, VIRTIO_GPIO_DIRECTION_IN);
+        gpio.device.reset();
+        assertEquals(1, script.openFds, "only the chip");
+        assertTrue(gpio.watched.isEmpty());
+        assertEquals(VIRTIO_GPIO_DIRECTION_OUT, gpio.ok(VIRTIO_GPIO_MSG_GET_DIRECTION, 3, 0));
+    }
+
+    @Test
     void aChipThatCannotBeOpenedIsRefusedWithOneLine() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> HostChip.open(script, "/dev/gpiochip9"));
