@@ -91,7 +91,7 @@ public final class GpioDevice implements VirtioDevice {
         RELEASED_LINE("irq on a line whose direction is NONE"),
         WRONG_IRQ_SIZES("irq request is not " + GpioDevice.IRQ_REQUEST_SIZE + " readable and " + GpioDevice.IRQ_RESPONSE_SIZE
                 + " writable byte(s)"),
-        IRQ_NOT_NEGOTIATED("event queue used without VIRTIO_GPIO_F_IRQ");
+        IRQ_NOT_NEGOTIATED("interrupts used without VIRTIO_GPIO_F_IRQ");
 
         final String description;
 
@@ -310,6 +310,9 @@ public final class GpioDevice implements VirtioDevice {
             return Refusal.BAD_IRQ_TYPE;
         }
         int wanted = (int) type;
+        if (wanted != VIRTIO_GPIO_IRQ_TYPE_NONE && (context.ackedFeatures() & (1L << VIRTIO_GPIO_F_IRQ)) == 0) {
+            return Refusal.IRQ_NOT_NEGOTIATED;
+        }
         if (isLevel(wanted) && !chip.detectsLevels()) {
             return Refusal.UNSUPPORTED_IRQ_TYPE;
         }

@@ -532,9 +532,11 @@ class GpioDeviceTest {
     }
 
     @Test
-    void withoutTheIrqFeatureEveryEventBufferIsInvalid() throws Exception {
+    void withoutTheIrqFeatureIrqTypesAreRefusedAndEveryEventBufferIsInvalid() throws Exception {
         gpio = new GpioHarness(new SimulatedChip(8, Linux.system()), false);
-        wireIrq(VIRTIO_GPIO_IRQ_TYPE_EDGE_BOTH, 0);
+        drive(0, 0);
+        assertRefused(VIRTIO_GPIO_MSG_IRQ_TYPE, 1, VIRTIO_GPIO_IRQ_TYPE_EDGE_BOTH);
+        gpio.ok(VIRTIO_GPIO_MSG_IRQ_TYPE, 1, VIRTIO_GPIO_IRQ_TYPE_NONE);
         assertEquals(VIRTIO_GPIO_IRQ_STATUS_INVALID, gpio.completed(gpio.irq(1)));
     }
 
