@@ -200,6 +200,11 @@ public final class PackedQueue implements VirtQueue {
     }
 
     @Override
+    public long availAreaBytes() {
+        return PackedRing.EVENT_AREA_BYTES;
+    }
+
+    @Override
     public long usedAreaBytes() {
         return PackedRing.EVENT_AREA_BYTES;
     }

@@ -166,6 +166,11 @@ public final class SplitQueue implements VirtQueue {
     }
 
     @Override
+    public long availAreaBytes() {
+        return VirtioRing.availRingBytes(size);
+    }
+
+    @Override
     public long usedAreaBytes() {
         return VirtioRing.usedRingBytes(size);
     }

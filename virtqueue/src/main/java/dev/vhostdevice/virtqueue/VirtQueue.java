@@ -41,6 +41,14 @@ public interface VirtQueue {
 
     long usedAddress();
 
+    /** Bytes of the descriptor area at the current size (16 per entry for both layouts). */
+    default long descAreaBytes() {
+        return VirtioRing.descTableBytes(size());
+    }
+
+    /** Bytes of the driver area (the split available ring, the packed Driver Event Suppression structure). */
+    long availAreaBytes();
+
     /** Bytes of the device area (the split used ring, the packed Device Event Suppression structure). */
     long usedAreaBytes();
 

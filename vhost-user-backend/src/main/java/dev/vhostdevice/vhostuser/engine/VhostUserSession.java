@@ -68,6 +68,11 @@ public final class VhostUserSession implements AutoCloseable {
 
     public VhostUserSession(Linux linux, MemoryMapper mapper, RegionMapper regionMapper, VirtioDevice device,
                             int socket, String name) throws ErrnoException {
+        this(linux, mapper, regionMapper, device, socket, name, EngineOptions.DEFAULT);
+    }
+
+    public VhostUserSession(Linux linux, MemoryMapper mapper, RegionMapper regionMapper, VirtioDevice device,
+                            int socket, String name, EngineOptions options) throws ErrnoException {
         this.linux = linux;
         this.mapper = mapper;
         this.regionMapper = regionMapper;
@@ -76,7 +81,7 @@ public final class VhostUserSession implements AutoCloseable {
         // The socket is ours from here on: whatever fails below, it is closed here, not by the caller.
         this.channel = new MessageChannel(linux, socket);
         try {
-            this.offeredFeatures = FeatureOffer.virtioFeatures(device);
+            this.offeredFeatures = FeatureOffer.virtioFeatures(device, options);
             this.offeredProtocolFeatures = FeatureOffer.protocolFeatures(device);
             Notifier notifier = new Notifier();
             this.vrings = new Vring[device.queueCount()];

@@ -2,6 +2,7 @@ package dev.vhostdevice.vhostuser.server;
 
 import dev.vhostdevice.vhostuser.device.DeviceFactory;
 import dev.vhostdevice.vhostuser.device.VirtioDevice;
+import dev.vhostdevice.vhostuser.engine.EngineOptions;
 import dev.vhostdevice.vhostuser.engine.FdRegionMapper;
 import dev.vhostdevice.vhostuser.engine.VhostUserSession;
 import dev.vhostdevice.vhostuser.sys.Linux;
@@ -29,13 +30,16 @@ public final class VhostUserServer implements AutoCloseable {
     private final DeviceFactory factory;
     private final Linux linux;
     private final MemoryMapper mapper;
+    private final EngineOptions options;
     private final int listenFd;
     private final Thread thread;
     private final AtomicInteger connections = new AtomicInteger();
     private volatile VhostUserSession current;
     private volatile boolean closing;
 
-    private VhostUserServer(Path path, DeviceFactory factory, Linux linux, MemoryMapper mapper) throws IOException {
+    private VhostUserServer(Path path, DeviceFactory factory, Linux linux, MemoryMapper mapper,
+                            EngineOptions options) throws IOException {
+        this.options = options;
         this.path = path;
         this.factory = factory;
         this.linux = linux;
@@ -53,7 +57,18 @@ public final class VhostUserServer implements AutoCloseable {
     /** Same, over substitute native seams. */
     public static VhostUserServer start(Path path, DeviceFactory factory, Linux linux, MemoryMapper mapper)
             throws IOException {
-        VhostUserServer server = new VhostUserServer(path, factory, linux, mapper);
+        return start(path, factory, linux, mapper, EngineOptions.DEFAULT);
+    }
+
+    /** Listens on {@code path} with the engine's offer as the user chose it. */
+    public static VhostUserServer start(Path path, DeviceFactory factory, EngineOptions options) throws IOException {
+        return start(path, factory, Linux.system(), MemoryMapper.system(), options);
+    }
+
+    /** Same, over substitute native seams. */
+    public static VhostUserServer start(Path path, DeviceFactory factory, Linux linux, MemoryMapper mapper,
+                                        EngineOptions options) throws IOException {
+        VhostUserServer server = new VhostUserServer(path, factory, linux, mapper, options);
         server.thread.start();
         return server;
     }
@@ -131,7 +146,7 @@ public final class VhostUserServer implements AutoCloseable {
         }
         VhostUserSession session;
         try {
-            session = new VhostUserSession(linux, mapper, new FdRegionMapper(mapper), device, socket, name);
+            session = new VhostUserSession(linux, mapper, new FdRegionMapper(mapper), device, socket, name, options);
         } catch (ErrnoException | RuntimeException | LinkageError e) {
             // The session closed the socket itself (closing it here again could hit a reused fd number).
             LOG.error("{}: cannot start the session: {}", name, e.toString());

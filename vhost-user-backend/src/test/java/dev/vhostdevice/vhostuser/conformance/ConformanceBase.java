@@ -2,7 +2,9 @@ package dev.vhostdevice.vhostuser.conformance;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
+import dev.vhostdevice.vhostuser.engine.EngineOptions;
 import dev.vhostdevice.vhostuser.frontend.FrontendQueue;
+import dev.vhostdevice.vhostuser.frontend.RingLayout;
 import dev.vhostdevice.vhostuser.frontend.TestFrontend;
 import dev.vhostdevice.vhostuser.protocol.ProtocolFeature;
 import dev.vhostdevice.vhostuser.server.VhostUserServer;
@@ -31,6 +33,16 @@ abstract class ConformanceBase {
     final List<ProbeDevice> devices = new CopyOnWriteArrayList<>();
     TestFrontend fe;
 
+    /** The ring layout the front-end drives; suites parameterized over both override it. */
+    RingLayout layout() {
+        return RingLayout.SPLIT;
+    }
+
+    /** The engine's offer (the daemons' command-line switches). */
+    EngineOptions engineOptions() {
+        return EngineOptions.DEFAULT;
+    }
+
     /** Whether devices offer DEVICE_STATE. */
     boolean withState() {
         return false;
@@ -42,8 +54,8 @@ abstract class ConformanceBase {
             ProbeDevice d = new ProbeDevice(withState());
             devices.add(d);
             return d;
-        });
-        fe = TestFrontend.connect(server.socketPath()).timeout(WAIT);
+        }, engineOptions());
+        fe = TestFrontend.connect(server.socketPath()).timeout(WAIT).layout(layout());
     }
 
     @AfterEach
@@ -65,7 +77,7 @@ abstract class ConformanceBase {
 
     /** Negotiated with REPLY_ACK; queue 0 started (size 16) and enabled. */
     FrontendQueue runningQueue(int index) throws Exception {
-        FrontendQueue q = fe.startQueue(index, 16, 0);
+        FrontendQueue q = fe.startQueue(index, 16);
         fe.setVringEnable(index, true);
         return q;
     }

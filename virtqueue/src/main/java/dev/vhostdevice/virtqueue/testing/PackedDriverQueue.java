@@ -293,6 +293,39 @@ public final class PackedDriverQueue {
         return new Used(id, length);
     }
 
+    /**
+     * How many used descriptors the device has published beyond what {@link #pollUsed} consumed, without
+     * consuming them (the packed counterpart of reading a split ring's used index).
+     */
+    public int usedAhead() {
+        int slot = lastUsed;
+        boolean wrap = usedWrap;
+        int count = 0;
+        int walked = 0;
+        while (walked < size) {
+            long at = (long) DESCRIPTOR_SIZE * slot;
+            int flags = Short.toUnsignedInt((short) U16_ORDERED.getAcquire(ring, at + DESC_FLAGS));
+            boolean avail = (flags & PackedRing.VIRTQ_DESC_F_AVAIL) != 0;
+            boolean used = (flags & PackedRing.VIRTQ_DESC_F_USED) != 0;
+            if (avail != used || used != wrap) {
+                break;
+            }
+            int id = Short.toUnsignedInt(ring.get(U16, at + DESC_ID));
+            int slots = id < size ? slotsOfId[id] : 0;
+            if (slots == 0) {
+                break;
+            }
+            count++;
+            walked += slots;
+            slot += slots;
+            if (slot >= size) {
+                slot -= size;
+                wrap = !wrap;
+            }
+        }
+        return count;
+    }
+
     /** The device's flags word of used slot-to-be {@code slot} (for batch-ordering checks). */
     public int flagsAt(int slot) {
         return Short.toUnsignedInt(ring.get(U16, (long) DESCRIPTOR_SIZE * slot + DESC_FLAGS));
