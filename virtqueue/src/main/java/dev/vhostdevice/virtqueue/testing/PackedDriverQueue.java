@@ -219,6 +219,12 @@ public final class PackedDriverQueue {
         return id;
     }
 
+    /** The id the next {@link #add} will use, or -1 when every id is in flight. */
+    public int peekFreeId() {
+        Integer id = freeIds.peekFirst();
+        return id == null ? -1 : id;
+    }
+
     private int takeId() {
         Integer id = freeIds.pollFirst();
         if (id == null) {
@@ -369,6 +375,22 @@ public final class PackedDriverQueue {
     /** The flags the driver writes to make a slot available in the current lap. */
     public int availFlagsNow() {
         return PackedRing.availFlags(availWrap);
+    }
+
+    /**
+     * Puts the ring where it would be after a history of buffers all made available and used up to
+     * {@code position} (slot | wrap &lt;&lt; 15): both cursors there, the slots before it used in this lap and the
+     * others in the previous one. A device restored to the same position then agrees with the driver.
+     */
+    public void startAt(int position) {
+        setAvailPosition(position);
+        setUsedPosition(position);
+        int slot = PackedRing.slotOf(position);
+        boolean wrap = PackedRing.wrapOf(position);
+        for (int s = 0; s < size; s++) {
+            ring.set(U16, (long) DESCRIPTOR_SIZE * s + DESC_FLAGS, (short) PackedRing.usedFlags(s < slot ? wrap : !wrap));
+        }
+        availAtLastKick = position;
     }
 
     /** Moves the driver's avail cursor (and the next slot it fills) to a position, e.g. to start near the end. */
