@@ -36,12 +36,27 @@ class I2cGuestIT {
     @ParameterizedTest
     @EnumSource(Qemu.class)
     void busyboxFindsWritesAndReadsTheSimulatedEeprom(Qemu qemu) throws Exception {
+        toolsWorkOnTheSimulatedEeprom(qemu);
+    }
+
+    /** The same with QEMU's {@code packed=on}: the guest drives a packed virtqueue (VIRTIO_F_RING_PACKED). */
+    @ParameterizedTest
+    @EnumSource(Qemu.class)
+    void busyboxFindsWritesAndReadsTheSimulatedEepromOverAPackedRing(Qemu qemu) throws Exception {
+        GuestResult result = toolsWorkOnTheSimulatedEeprom(qemu, "packed=on");
+        assertEquals("1", result.value("packed"), "the guest negotiated VIRTIO_F_RING_PACKED: " + result.describe());
+    }
+
+    private GuestResult toolsWorkOnTheSimulatedEeprom(Qemu qemu, String... properties) throws Exception {
         Path socket = dir.resolve("i2c.sock");
         try (DeviceProcess backend = DeviceProcess.start(socket, "--socket-path", socket.toString(),
                 "--device-list", "sim:80")) {
             GuestResult result = GuestBench.guest(qemu)
-                    .vhostUser("i2c", socket)
+                    .vhostUser("i2c", socket, properties)
                     .command(FIND_BUS + """
+                            for d in /sys/bus/virtio/devices/*; do
+                              [ "$(cat "$d/device")" = 0x0022 ] && echo "packed=$(cut -c35 "$d/features")"
+                            done
                             i2cdetect -y "$bus" > /tmp/scan || exit 2
                             cat /tmp/scan
                             echo "found=$(tail -n +2 /tmp/scan | cut -c5- | tr -s ' ' '\\n' | grep -E '^([0-9a-f]{2}|UU)$' | tr '\\n' ' ')"
@@ -63,6 +78,7 @@ class I2cGuestIT {
             assertTrue(backend.isAlive(), backend.log());
             assertFalse(backend.log().contains("WARN") || backend.log().contains("ERROR"),
                     "a bus scan and a NACK log nothing: " + backend.log());
+            return result;
         }
     }
 

@@ -42,16 +42,19 @@ import java.util.Map;
  * opcode byte each and their operands (see {@link Op}). {@link Builder} writes inputs for the seed corpus.
  */
 final class PackedWalkerHarness {
-    static final long MEMORY = 1 << 20;
     static final long RING = 0x1000;
-    static final long DATA = 0x90000;
-    static final long TABLES = 0xF0000;
+    /** Data buffers lie at DATA + (cursor mod DATA_SPAN), each up to 64 KiB long. */
+    private static final long DATA_SPAN = 0x20000;
 
     /** Operations, by opcode modulo their count. */
     enum Op { ADD, ADD_INDIRECT, RAW, POP, COMPLETE, NOTIFY, EVENTS, SAVE_RESTORE }
 
     private final byte[] data;
     private int at;
+    // Guest layout, as small as the ring allows (every operation compares all of guest memory): ring, data, tables.
+    private long dataBase;
+    private long tables;
+    private long memorySize;
 
     private PackedWalkerHarness(byte[] data) {
         this.data = data;
@@ -89,7 +92,10 @@ final class PackedWalkerHarness {
         boolean idInLastOnly = (config & 8) != 0;
         int startSlot = u16() % size;
         int capByte = u8();
-        try (GuestMemory memory = GuestMemory.allocate(0, MEMORY)) {
+        dataBase = (RING + 16L * size + 0xFFF) & ~0xFFFL;
+        tables = dataBase + DATA_SPAN + 0x10000;
+        memorySize = tables + 0x2000;
+        try (GuestMemory memory = GuestMemory.allocate(0, memorySize)) {
             MemorySegment all = memory.region(0).segment();
             PackedDriverQueue driver = PackedDriverQueue.layout(memory, size, RING);
             driver.setIdInEveryDescriptor(!idInLastOnly);
@@ -105,7 +111,7 @@ final class PackedWalkerHarness {
             }
             queue.restore(new QueueState(start, start, eventIdx));
             queue.activate(memory);
-            PackedReferenceModel model = new PackedReferenceModel(size, RING, MEMORY, indirect, queue.indirectCap(),
+            PackedReferenceModel model = new PackedReferenceModel(size, RING, memorySize, indirect, queue.indirectCap(),
                     startSlot, startWrap);
             List<Held> held = new ArrayList<>();
             Map<Integer, Integer> expectedLength = new HashMap<>();
@@ -121,7 +127,7 @@ final class PackedWalkerHarness {
                         Buffer[] buffers = new Buffer[n];
                         for (int i = 0; i < n; i++) {
                             buffers[i] = buffer(u8(), u16(), dataCursor);
-                            dataCursor = (dataCursor + 256) % 0x50000;
+                            dataCursor = (dataCursor + 256) % DATA_SPAN;
                         }
                         if (driver.freeSlots() >= n && hasFreeId(driver)) {
                             trace.append("add ").append(driver.add(buffers)).append('\n');
@@ -130,10 +136,10 @@ final class PackedWalkerHarness {
                     case ADD_INDIRECT -> {
                         int n = u8() % 18;
                         int lie = u8();
-                        long table = TABLES + (u8() % 16) * 0x100L;
+                        long table = tables + (u8() % 16) * 0x100L;
                         for (int i = 0; i < n; i++) {
                             Buffer b = buffer(u8(), u16(), dataCursor);
-                            dataCursor = (dataCursor + 256) % 0x50000;
+                            dataCursor = (dataCursor + 256) % DATA_SPAN;
                             int extra = (lie & 4) != 0 && i == n - 1 ? PackedReferenceModel.NEXT : 0;
                             extra |= (lie & 8) != 0 && i == 0 ? PackedReferenceModel.INDIRECT : 0;
                             driver.writeDescriptorAt(table + 16L * i, b.address(), b.length(), 0xABCD,
@@ -145,7 +151,7 @@ final class PackedWalkerHarness {
                             case 2 -> 16 * n + 8;
                             default -> 16 * n;
                         };
-                        long address = (lie & 3) == 3 ? MEMORY - 8 : table;
+                        long address = (lie & 3) == 3 ? memorySize - 8 : table;
                         int flags = PackedReferenceModel.INDIRECT | ((lie & 16) != 0 ? PackedReferenceModel.NEXT : 0);
                         if (driver.freeSlots() >= 1 && hasFreeId(driver)) {
                             // INDIRECT|NEXT runs on into a slot the driver never filled: no longer a driver's ring.
@@ -298,12 +304,12 @@ final class PackedWalkerHarness {
      * A buffer from a kind byte: bit 0 writable, bits 1-2 an address class (normal, straddling the end of memory,
      * beyond it, wrapping 2^64), bit 7 a length near 4 GiB.
      */
-    private static Buffer buffer(int kind, int length, long cursor) {
+    private Buffer buffer(int kind, int length, long cursor) {
         boolean writable = (kind & 1) != 0;
         long address = switch ((kind >> 1) & 3) {
-            case 0 -> DATA + cursor;
-            case 1 -> MEMORY - length / 2 - 1;
-            case 2 -> 2 * MEMORY;
+            case 0 -> dataBase + cursor;
+            case 1 -> memorySize - length / 2 - 1;
+            case 2 -> 2 * memorySize;
             default -> -8L;
         };
         int len = (kind & 0x80) != 0 ? -1 - (length & 0xFF) : length; // near 4 GiB for the total-length rule
@@ -330,12 +336,21 @@ final class PackedWalkerHarness {
     }
 
     private static void requireUnchanged(MemorySegment all, byte[] before, List<long[]> allowed, String what) {
-        byte[] after = all.toArray(ValueLayout.JAVA_BYTE);
-        for (int i = 0; i < after.length; i++) {
-            if (after[i] != before[i] && !inside(i, allowed)) {
-                throw new AssertionError(what + " wrote guest byte 0x" + Integer.toHexString(i) + " outside "
+        MemorySegment old = MemorySegment.ofArray(before);
+        long from = 0;
+        long size = all.byteSize();
+        while (from < size) {
+            // mismatch() compares natively: the fuzzer's instrumentation stays out of a megabyte loop.
+            long offset = all.asSlice(from).mismatch(old.asSlice(from));
+            if (offset < 0) {
+                return;
+            }
+            long address = from + offset;
+            if (!inside(address, allowed)) {
+                throw new AssertionError(what + " wrote guest byte 0x" + Long.toHexString(address) + " outside "
                         + "what it may touch");
             }
+            from = address + 1;
         }
     }
 
