@@ -70,20 +70,24 @@ class RngGuestIT {
     }
 
     /**
-     * The guest bench's packed-versus-split figure: one guest, one back-end serving two sockets, the first device
-     * split, the second {@code packed=on}; each read 1 MiB, in turn, twice. A measurement (TCG timings vary with
-     * the load), recorded in BENCHMARKS.md; the assertions are only that both layouts served everything.
+     * The guest bench's packed-versus-split figure: one guest, two back-ends, the first with
+     * {@code --no-packed-ring}, the second plugged in with {@code packed=on}; each device reads 1 MiB, in turn,
+     * twice. (QEMU 10's vhost-user-base devices take the ring layout from the back-end's offer, {@code packed=on}
+     * or not, so only the switch keeps a ring split there.) A measurement (TCG timings vary with the load),
+     * recorded in BENCHMARKS.md; the assertions are only that each layout served everything.
      */
     @ParameterizedTest
     @EnumSource(Qemu.class)
     void splitAndPackedRingsReadSideBySideInOneGuest(Qemu qemu) throws Exception {
-        Path socket = dir.resolve("rng.sock");
-        try (DeviceProcess backend = DeviceProcess.start(dir.resolve("rng.sock1"), "--socket-path",
-                socket.toString(), "--socket-count", "2")) {
+        Path split = dir.resolve("split.sock");
+        Path packed = dir.resolve("packed.sock");
+        try (DeviceProcess splitBackend = DeviceProcess.start(split, "--socket-path", split.toString(),
+                "--no-packed-ring");
+             DeviceProcess backend = DeviceProcess.start(packed, "--socket-path", packed.toString())) {
             GuestResult result = GuestBench.guest(qemu)
-                    .qemuArgs("-chardev", "socket,id=vusplit,path=" + socket + "0",
+                    .qemuArgs("-chardev", "socket,id=vusplit,path=" + split,
                             "-device", "vhost-user-rng-pci,chardev=vusplit,addr=0x10",
-                            "-chardev", "socket,id=vupacked,path=" + socket + "1",
+                            "-chardev", "socket,id=vupacked,path=" + packed,
                             "-device", "vhost-user-rng-pci,chardev=vupacked,addr=0x11,packed=on")
                     .command(READ_HWRNG + PACKED_BITS + """
                             echo "bits=$(packed_bits 0x0004)"
@@ -95,7 +99,7 @@ class RngGuestIT {
                             done
                             """)
                     .run();
-            String all = result.describe() + "\n--- back-end\n" + backend.log();
+            String all = result.describe() + "\n--- back-ends\n" + splitBackend.log() + backend.log();
             assertEquals(0, result.status(), all);
             assertEquals("01", result.value("bits"), "split first, packed second: " + all);
             for (int round = 1; round <= 2; round++) {
@@ -104,7 +108,7 @@ class RngGuestIT {
                 System.out.printf("%s: round %d hwrng read rate: split %s KiB/s, packed %s KiB/s%n", qemu, round,
                         result.value("split" + round + "_kibps"), result.value("packed" + round + "_kibps"));
             }
-            assertTrue(backend.isAlive(), backend.log());
+            assertTrue(splitBackend.isAlive() && backend.isAlive(), all);
         }
     }
 
@@ -112,7 +116,9 @@ class RngGuestIT {
     @EnumSource(Qemu.class)
     void aGuestReadsAMebibyteOfRandomBytesThroughOurDeviceAndThroughQemusOwn(Qemu qemu) throws Exception {
         Path socket = dir.resolve("rng.sock");
-        try (DeviceProcess backend = DeviceProcess.start(socket, "--socket-path", socket.toString())) {
+        // Split rings here (QEMU 10 would take the packed layout from the offer); packed: the test above.
+        try (DeviceProcess backend = DeviceProcess.start(socket, "--socket-path", socket.toString(),
+                "--no-packed-ring")) {
             // Explicit PCI slots: ours (0x10) is probed before QEMU's built-in device (0x11), so it is virtio_rng.0.
             GuestResult result = GuestBench.guest(qemu)
                     .qemuArgs("-chardev", "socket,id=vurng,path=" + socket,

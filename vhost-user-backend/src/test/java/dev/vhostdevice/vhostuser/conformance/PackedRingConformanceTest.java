@@ -12,6 +12,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.vhostdevice.vhostuser.engine.EngineOptions;
 import dev.vhostdevice.vhostuser.frontend.FrontendQueue;
+import dev.vhostdevice.vhostuser.frontend.GuestRam;
 import dev.vhostdevice.vhostuser.frontend.Msg;
 import dev.vhostdevice.vhostuser.frontend.QemuDevice;
 import dev.vhostdevice.vhostuser.frontend.RingLayout;
@@ -105,6 +106,36 @@ class PackedRingConformanceTest extends ConformanceBase {
             roundTrip(q, "logged");
             assertTrue(log.page(q.descGpa()), "the used descriptor's page of the descriptor ring");
             assertTrue(log.page(logGuestAddr), "the device area, at log_guest_addr");
+        }
+    }
+
+    // packed-ring.md §5.1: a new connection (a restarted back-end or front-end) continues a packed ring from the
+    // positions GET_VRING_BASE returned, both cursors and both wrap counters: nothing lost, nothing repeated.
+    @Test
+    void aNewConnectionContinuesThePackedRingFromGetVringBase() throws Exception {
+        try (GuestRam ram = GuestRam.single(1 << 20)) {
+            fe.useRam(ram);
+            negotiateWithReplyAck(0);
+            FrontendQueue before = runningQueue(0);
+            for (int i = 0; i < 11; i++) {
+                roundTrip(before, "before" + i); // 22 slots: past the end of the 16-entry ring, wraps flipped
+            }
+            int base = fe.getVringBase(0);
+            assertEquals(RingLayout.PACKED.baseAfter(11, 2, 16), base);
+            fe.close();
+            fe = TestFrontend.connect(server.socketPath()).timeout(WAIT).layout(RingLayout.PACKED).useRam(ram);
+            negotiateWithReplyAck(0);
+            FrontendQueue after = fe.queue(0, 16);
+            after.continueFrom(before);
+            fe.startQueue(0, 16, base);
+            fe.setVringEnable(0, true);
+            for (int i = 0; i < 11; i++) {
+                roundTrip(after, "after" + i);
+            }
+            assertEquals(RingLayout.PACKED.baseAfter(22, 2, 16), fe.getVringBase(0));
+            assertEquals(11, devices.getLast().handled.get(), "the new device handled only the new requests");
+            fe.close();
+            fe = null;
         }
     }
 

@@ -80,6 +80,22 @@ public final class FrontendQueue implements AutoCloseable {
         return layout;
     }
 
+    /**
+     * A reconnect: this queue (of a new front-end connection, with its own eventfds) drives the rings
+     * {@code previous} laid out in the same guest RAM, where the guest's driver left them.
+     */
+    public void continueFrom(FrontendQueue previous) {
+        if (previous.ram != ram || previous.layout != layout) {
+            throw new IllegalArgumentException("not the same guest RAM and layout");
+        }
+        driver = previous.driver;
+        packed = previous.packed;
+        packedConsumed = previous.packedConsumed;
+        seen = previous.seen;
+        writableOf.clear();
+        writableOf.putAll(previous.writableOf);
+    }
+
     /** The split driver (split layout only). */
     public DriverQueue driver() {
         if (driver == null) {
