@@ -233,7 +233,6 @@ final class RingControl implements Worker.Events {
             throw ProtocolException.invalid("vring " + address.index() + ": SET_VRING_ADDR before SET_MEM_TABLE");
         }
         worker.call(() -> {
-            int size = v.queue.size();
             // Ring addresses are front-end user addresses: translate them through the region table.
             // For a packed ring: the descriptor ring and the driver and device event suppression areas.
             long desc = table.userToGuest(address.descUserAddr(), v.queue.descAreaBytes(), "descriptor table");
