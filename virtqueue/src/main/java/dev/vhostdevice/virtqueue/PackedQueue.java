@@ -543,6 +543,9 @@ public final class PackedQueue implements VirtQueue {
             return ChainFault.INDIRECT_TABLE_OUT_OF_RANGE;
         }
         MemorySegment table = region.segment();
+        if (table == null) {
+            return ChainFault.BUFFER_NOT_MAPPABLE; // memory mapped per access (Xen grants): split rings only, so far
+        }
         int entries = (int) (length / DESCRIPTOR_SIZE);
         // Entries are consumed in order 0..n-1; their NEXT is ignored (H8), the count comes from the length.
         for (int e = 0; e < entries; e++) {
@@ -571,32 +574,34 @@ public final class PackedQueue implements VirtQueue {
         if (walkTotal > 0xFFFF_FFFFL) {
             return ChainFault.TOTAL_LENGTH_OVERFLOW; // H11
         }
-        if (length > 0 && !addPieces(chain, address, length, writable)) {
-            return ChainFault.BUFFER_OUT_OF_RANGE;
-        }
-        return null;
+        return length > 0 ? addPieces(chain, address, length, writable) : null;
     }
 
-    /** Adds the buffer's pieces, one per region it covers; false if any byte lies outside guest memory. */
-    private boolean addPieces(Chain chain, long address, long length, boolean writable) {
+    /** Adds the buffer's pieces, one per region it covers; the fault if a byte is outside memory or unmappable. */
+    private ChainFault addPieces(Chain chain, long address, long length, boolean writable) {
         long at = address;
         long remaining = length;
         while (remaining > 0) {
             int regionIndex = memory.regionIndex(at);
             if (regionIndex < 0) {
-                return false;
+                return ChainFault.BUFFER_OUT_OF_RANGE;
             }
             GuestRegion region = memory.region(regionIndex);
+            MemorySegment segment = region.segment();
+            if (segment == null) {
+                // Memory mapped per access (Xen grants): the packed walker does not map per access yet.
+                return ChainFault.BUFFER_NOT_MAPPABLE;
+            }
             long offset = at - region.guestAddress();
             long step = Math.min(remaining, region.size() - offset);
-            chain.addPiece(region.segment(), offset, step, at, writable);
+            chain.addPiece(segment, offset, step, at, writable);
             remaining -= step;
             at += step;
             if (at == 0 && remaining > 0) {
-                return false; // wrapped past 2^64
+                return ChainFault.BUFFER_OUT_OF_RANGE; // wrapped past 2^64
             }
         }
-        return true;
+        return null;
     }
 
     // ----------------------------------------------------------------------------------------- completion

@@ -1,7 +1,6 @@
 package dev.vhostdevice.vhostuser.cli;
 
 import dev.vhostdevice.vhostuser.device.DeviceFactory;
-import dev.vhostdevice.vhostuser.engine.EngineOptions;
 import dev.vhostdevice.vhostuser.server.VhostUserServer;
 import java.io.PrintStream;
 import java.nio.file.Path;
@@ -30,12 +29,7 @@ public abstract class DaemonCommand {
     /** Exit status for a failure to start serving. */
     public static final int EXIT_FAILURE = 1;
 
-    /** Turns the packed ring layout off: VIRTIO_F_RING_PACKED is not offered, every ring stays split. */
-    public static final Option NO_PACKED_RING = Option.flag(null, "--no-packed-ring",
-            "Do not offer packed virtqueues (VIRTIO_F_RING_PACKED); rings stay split.");
-
     protected final SocketOptions sockets = new SocketOptions();
-    private EngineOptions engineOptions = EngineOptions.DEFAULT;
 
     private final OptionParser parser;
     private final List<VhostUserServer> servers = new ArrayList<>();
@@ -47,9 +41,8 @@ public abstract class DaemonCommand {
      * @param options     the device's own options; the socket options, help and version come with every daemon
      */
     protected DaemonCommand(String name, String description, Option... options) {
-        List<Option> all = new ArrayList<>(SocketOptions.OPTIONS.size() + options.length + 1);
+        List<Option> all = new ArrayList<>(SocketOptions.OPTIONS.size() + options.length);
         all.addAll(SocketOptions.OPTIONS);
-        all.add(NO_PACKED_RING);
         all.addAll(List.of(options));
         this.parser = new OptionParser(name, description, all);
     }
@@ -65,11 +58,6 @@ public abstract class DaemonCommand {
 
     /** The factory for the device behind socket {@code socketIndex} (0-based). Validate options here. */
     protected abstract DeviceFactory deviceFactory(int socketIndex) throws Exception;
-
-    /** The engine's offer as the command line chose it. */
-    public final EngineOptions engineOptions() {
-        return engineOptions;
-    }
 
     /** The {@code --version} lines: from the jar's manifest. */
     protected List<String> version() {
@@ -89,7 +77,6 @@ public abstract class DaemonCommand {
         ParsedArgs parsed = parser.parse(args);
         if (!parsed.isSet(OptionParser.HELP) && !parsed.isSet(OptionParser.VERSION)) {
             sockets.read(parsed);
-            engineOptions = new EngineOptions(!parsed.isSet(NO_PACKED_RING));
             configure(parsed);
         }
         return parsed;
@@ -107,7 +94,7 @@ public abstract class DaemonCommand {
         try {
             for (int i = 0; i < paths.size(); i++) {
                 synchronized (servers) {
-                    servers.add(VhostUserServer.start(paths.get(i), factories.get(i), engineOptions));
+                    servers.add(VhostUserServer.start(paths.get(i), factories.get(i), sockets.serverOptions()));
                 }
             }
         } catch (Exception e) {

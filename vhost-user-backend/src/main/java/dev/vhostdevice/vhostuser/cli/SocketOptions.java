@@ -1,11 +1,13 @@
 package dev.vhostdevice.vhostuser.cli;
 
+import dev.vhostdevice.vhostuser.server.ServerOptions;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 
 /**
- * The socket options every device daemon shares: {@code -s/--socket-path} and {@code -c/--socket-count}. With
+ * The options every device daemon shares: {@code -s/--socket-path}, {@code -c/--socket-count},
+ * {@code --device-state} and {@code --no-packed-ring}. With
  * N &gt; 1 sockets PATH0 … PATH(N-1) are served (a plain suffix, as the rust-vmm daemons do); with N = 1 exactly
  * PATH.
  */
@@ -17,16 +19,31 @@ public final class SocketOptions {
             "Unix socket to listen on (with --socket-count N > 1: PATH0 .. PATH(N-1)).").asRequired();
     public static final Option SOCKET_COUNT = Option.value("-c", "--socket-count", Option.Type.INT, "N",
             "Number of sockets (guests) to serve.").withDefault("1");
-    /** Both, for a command's option list. */
-    public static final List<Option> OPTIONS = List.of(SOCKET_PATH, SOCKET_COUNT);
+    public static final Option DEVICE_STATE = Option.flag(null, "--device-state",
+            "Offer device-state migration (DEVICE_STATE) for devices that can save state; the Xen bridge "
+                    + "refuses back-ends offering it.");
+    /** Turns the packed ring layout off: VIRTIO_F_RING_PACKED is not offered, every ring stays split. */
+    public static final Option NO_PACKED_RING = Option.flag(null, "--no-packed-ring",
+            "Do not offer packed virtqueues (VIRTIO_F_RING_PACKED); rings stay split.");
+    /** All of them, for a command's option list. */
+    public static final List<Option> OPTIONS = List.of(SOCKET_PATH, SOCKET_COUNT, DEVICE_STATE, NO_PACKED_RING);
 
     Path socketPath;
     int socketCount = 1;
+    boolean deviceState;
+    boolean noPackedRing;
 
     /** Takes the values from a parsed command line. */
     public void read(ParsedArgs args) {
         socketPath = args.path(SOCKET_PATH);
         socketCount = args.intValue(SOCKET_COUNT);
+        deviceState = args.isSet(DEVICE_STATE);
+        noPackedRing = args.isSet(NO_PACKED_RING);
+    }
+
+    /** The server options these command-line choices make. */
+    public ServerOptions serverOptions() {
+        return ServerOptions.DEFAULTS.withDeviceState(deviceState).withPackedRing(!noPackedRing);
     }
 
     public Path socketPath() {

@@ -2,12 +2,12 @@ package dev.vhostdevice.vhostuser.server;
 
 import dev.vhostdevice.vhostuser.device.DeviceFactory;
 import dev.vhostdevice.vhostuser.device.VirtioDevice;
-import dev.vhostdevice.vhostuser.engine.EngineOptions;
-import dev.vhostdevice.vhostuser.engine.FdRegionMapper;
+import dev.vhostdevice.vhostuser.engine.RegionMapper;
 import dev.vhostdevice.vhostuser.engine.VhostUserSession;
 import dev.vhostdevice.vhostuser.sys.Linux;
 import dev.vhostdevice.virtqueue.memory.Errno;
 import dev.vhostdevice.virtqueue.memory.ErrnoException;
+import dev.vhostdevice.virtqueue.memory.AreaMapper;
 import dev.vhostdevice.virtqueue.memory.MemoryMapper;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -30,7 +30,7 @@ public final class VhostUserServer implements AutoCloseable {
     private final DeviceFactory factory;
     private final Linux linux;
     private final MemoryMapper mapper;
-    private final EngineOptions options;
+    private final ServerOptions options;
     private final int listenFd;
     private final Thread thread;
     private final AtomicInteger connections = new AtomicInteger();
@@ -38,12 +38,12 @@ public final class VhostUserServer implements AutoCloseable {
     private volatile boolean closing;
 
     private VhostUserServer(Path path, DeviceFactory factory, Linux linux, MemoryMapper mapper,
-                            EngineOptions options) throws IOException {
-        this.options = options;
+                            ServerOptions options) throws IOException {
         this.path = path;
         this.factory = factory;
         this.linux = linux;
         this.mapper = mapper;
+        this.options = options;
         removeStaleSocket(path);
         this.listenFd = linux.listenUnix(path, 1);
         this.thread = Thread.ofPlatform().name("vhost-user " + path.getFileName()).unstarted(this::acceptLoop);
@@ -51,23 +51,23 @@ public final class VhostUserServer implements AutoCloseable {
 
     /** Listens on {@code path} and serves front-ends there until closed. */
     public static VhostUserServer start(Path path, DeviceFactory factory) throws IOException {
-        return start(path, factory, Linux.system(), MemoryMapper.system());
+        return start(path, factory, ServerOptions.DEFAULTS);
+    }
+
+    /** Same, with the user's choices. */
+    public static VhostUserServer start(Path path, DeviceFactory factory, ServerOptions options) throws IOException {
+        return start(path, factory, Linux.system(), MemoryMapper.system(), options);
     }
 
     /** Same, over substitute native seams. */
     public static VhostUserServer start(Path path, DeviceFactory factory, Linux linux, MemoryMapper mapper)
             throws IOException {
-        return start(path, factory, linux, mapper, EngineOptions.DEFAULT);
+        return start(path, factory, linux, mapper, ServerOptions.DEFAULTS);
     }
 
-    /** Listens on {@code path} with the engine's offer as the user chose it. */
-    public static VhostUserServer start(Path path, DeviceFactory factory, EngineOptions options) throws IOException {
-        return start(path, factory, Linux.system(), MemoryMapper.system(), options);
-    }
-
-    /** Same, over substitute native seams. */
+    /** Same, over substitute native seams, with the user's choices. */
     public static VhostUserServer start(Path path, DeviceFactory factory, Linux linux, MemoryMapper mapper,
-                                        EngineOptions options) throws IOException {
+                                        ServerOptions options) throws IOException {
         VhostUserServer server = new VhostUserServer(path, factory, linux, mapper, options);
         server.thread.start();
         return server;
@@ -146,7 +146,8 @@ public final class VhostUserServer implements AutoCloseable {
         }
         VhostUserSession session;
         try {
-            session = new VhostUserSession(linux, mapper, new FdRegionMapper(mapper), device, socket, name, options);
+            session = new VhostUserSession(linux, mapper, new RegionMapper(new AreaMapper(mapper, options.xen())), device, socket,
+                    name, options.offerDeviceState(), options.packedRing());
         } catch (ErrnoException | RuntimeException | LinkageError e) {
             // The session closed the socket itself (closing it here again could hit a reused fd number).
             LOG.error("{}: cannot start the session: {}", name, e.toString());

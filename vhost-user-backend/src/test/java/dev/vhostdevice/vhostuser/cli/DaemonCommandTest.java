@@ -40,6 +40,17 @@ class DaemonCommandTest {
     }
 
     @Test
+    void deviceStateMigrationIsOfferedOnlyWhenTheUserAsksForIt() {
+        EchoCommand plain = new EchoCommand();
+        plain.parseArgs("-s", "/tmp/a");
+        assertFalse(plain.sockets.serverOptions().offerDeviceState());
+        EchoCommand migrating = new EchoCommand();
+        migrating.parseArgs("-s", "/tmp/a", "--device-state");
+        assertTrue(migrating.sockets.serverOptions().offerDeviceState());
+        assertTrue(plain.help().contains("--device-state"));
+    }
+
+    @Test
     void badArgumentsGiveOneLineAndExitStatusTwo() {
         int status = DaemonCommand.execute(new EchoCommand(), "--socket-count", "x", "-s", "/tmp/a");
         assertEquals(DaemonCommand.EXIT_USAGE, status);
@@ -72,7 +83,7 @@ class DaemonCommandTest {
         assertTrue(new EchoCommand().help().contains("--no-packed-ring"));
         EchoCommand plain = new EchoCommand();
         plain.parseArgs("-s", "/tmp/a");
-        assertTrue(plain.engineOptions().packedRing());
+        assertTrue(plain.sockets.serverOptions().packedRing());
         for (boolean off : new boolean[] {false, true}) {
             EchoCommand command = new EchoCommand();
             Path socket = dir.resolve(off ? "off.sock" : "on.sock");

@@ -2,11 +2,11 @@ package dev.vhostdevice.vhostuser.conformance;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
-import dev.vhostdevice.vhostuser.engine.EngineOptions;
 import dev.vhostdevice.vhostuser.frontend.FrontendQueue;
 import dev.vhostdevice.vhostuser.frontend.RingLayout;
 import dev.vhostdevice.vhostuser.frontend.TestFrontend;
 import dev.vhostdevice.vhostuser.protocol.ProtocolFeature;
+import dev.vhostdevice.vhostuser.server.ServerOptions;
 import dev.vhostdevice.vhostuser.server.VhostUserServer;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -38,9 +38,9 @@ abstract class ConformanceBase {
         return RingLayout.SPLIT;
     }
 
-    /** The engine's offer (the daemons' command-line switches). */
-    EngineOptions engineOptions() {
-        return EngineOptions.DEFAULT;
+    /** The server's options (the daemons' command-line switches). */
+    ServerOptions serverOptions() {
+        return ServerOptions.DEFAULTS.withDeviceState(withState());
     }
 
     /** Whether devices offer DEVICE_STATE. */
@@ -54,7 +54,7 @@ abstract class ConformanceBase {
             ProbeDevice d = new ProbeDevice(withState());
             devices.add(d);
             return d;
-        }, engineOptions());
+        }, serverOptions());
         fe = TestFrontend.connect(server.socketPath()).timeout(WAIT).layout(layout());
     }
 

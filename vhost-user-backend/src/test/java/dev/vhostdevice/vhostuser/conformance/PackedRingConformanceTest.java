@@ -10,13 +10,13 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.vhostdevice.vhostuser.engine.EngineOptions;
 import dev.vhostdevice.vhostuser.frontend.FrontendQueue;
 import dev.vhostdevice.vhostuser.frontend.GuestRam;
 import dev.vhostdevice.vhostuser.frontend.Msg;
 import dev.vhostdevice.vhostuser.frontend.QemuDevice;
 import dev.vhostdevice.vhostuser.frontend.RingLayout;
 import dev.vhostdevice.vhostuser.frontend.TestFrontend;
+import dev.vhostdevice.vhostuser.server.ServerOptions;
 import dev.vhostdevice.vhostuser.server.VhostUserServer;
 import dev.vhostdevice.virtqueue.PackedRing;
 import org.junit.jupiter.api.Test;
@@ -42,7 +42,7 @@ class PackedRingConformanceTest extends ConformanceBase {
     @Test
     void withThePackedLayoutTurnedOffTheBitIsNotOfferedAndAnAckIsRefused() throws Exception {
         try (VhostUserServer off = VhostUserServer.start(dir.resolve("off.sock"), () -> new ProbeDevice(false),
-                new EngineOptions(false));
+                ServerOptions.DEFAULTS.withPackedRing(false));
              TestFrontend other = TestFrontend.connect(off.socketPath()).timeout(WAIT)) {
             long offered = other.getFeatures();
             assertEquals(0, offered & F_RING_PACKED);
