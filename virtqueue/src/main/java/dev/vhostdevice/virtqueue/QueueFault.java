@@ -10,9 +10,7 @@ public enum QueueFault {
     /** An available ring entry names a head at or beyond the queue size. */
     HEAD_OUT_OF_RANGE("head index out of range"),
     /** An available ring entry names a head the device is still processing. */
-    HEAD_IN_FLIGHT("head already in flight"),
-    /** The rings do not lie in guest memory (after a memory table change). */
-    RINGS_OUT_OF_RANGE("rings outside guest memory");
+    HEAD_IN_FLIGHT("head already in flight");
 
     private final String description;
 

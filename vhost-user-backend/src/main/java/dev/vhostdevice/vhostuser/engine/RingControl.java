@@ -13,7 +13,6 @@ import dev.vhostdevice.vhostuser.protocol.VirtioFeatures;
 import dev.vhostdevice.vhostuser.sys.Linux;
 import dev.vhostdevice.vhostuser.sys.ReceivedFds;
 import dev.vhostdevice.virtqueue.DirtyLog;
-import dev.vhostdevice.virtqueue.QueueConfigException;
 import dev.vhostdevice.virtqueue.QueueState;
 import dev.vhostdevice.virtqueue.VirtioRing;
 import dev.vhostdevice.virtqueue.memory.ErrnoException;
@@ -163,14 +162,44 @@ final class RingControl implements Worker.Events {
         });
     }
 
+    /**
+     * SET_VRING_BASE on a split ring: both the next available and the next used index resume at the base (a
+     * stopped split ring has completed all it popped, so the two are equal). On a stopped ring the base waits
+     * for the start; on a started ring that is not enabled (QEMU lays resumed rings out after their kick) the
+     * ring restarts at it at once. A running, parked or busy ring refuses it whole.
+     */
     void setBase(Payload.VringState state) throws Exception {
         Vring v = vring(state.index());
         if ((state.num() & ~0xFFFF) != 0) {
             throw ProtocolException.invalid("vring " + state.index() + ": base 0x" + Integer.toHexString(state.num())
                     + " has reserved bits set (packed rings are not offered)");
         }
+        int base = state.num();
         worker.call(() -> {
-            v.queue.restore(new QueueState(state.num(), v.queue.nextUsed(), v.queue.eventIdx()));
+            if (!v.started) {
+                v.queue.restore(new QueueState(base, base, v.queue.eventIdx()));
+                return null;
+            }
+            String busy = v.enabled ? "is enabled (GET_VRING_BASE stops it first)"
+                    : v.queue.isParked() ? "is parked (its rings are not in guest memory)"
+                    : v.queue.inFlightCount() > 0 ? "holds " + v.queue.inFlightCount() + " request(s) in flight" : null;
+            if (busy != null) {
+                throw ProtocolException.invalid("vring " + v.index + ": SET_VRING_BASE " + base + " refused: the ring "
+                        + busy);
+            }
+            GuestMemory mem = memory.table().memory();
+            QueueState before = v.queue.state();
+            v.queue.stop();
+            try {
+                v.queue.restore(new QueueState(base, base, before.eventIdx()));
+                resume(v, mem);
+            } catch (Exception e) {
+                // Nothing half applied: the ring runs on where it was (it was ready in this very table).
+                v.queue.stop();
+                v.queue.restore(before);
+                v.queue.activate(mem);
+                throw e;
+            }
             return null;
         });
     }
@@ -241,7 +270,7 @@ final class RingControl implements Worker.Events {
         }
         v.kickFd = fd;
         worker.watch(fd, Worker.KIND_KICK, v.index, Linux.EPOLLIN);
-        if (v.queue.isReady() || v.parked) {
+        if (v.queue.isReady() || v.queue.isParked()) {
             return; // a new kick fd for a started ring: it keeps its position
         }
         GuestMemory mem = memory.table().memory();
@@ -249,11 +278,24 @@ final class RingControl implements Worker.Events {
             throw ProtocolException.invalid("vring " + v.index + ": SET_VRING_KICK before "
                     + (memory.table().isEmpty() ? "SET_MEM_TABLE" : "SET_VRING_ADDR") + " (ring not started)");
         }
+        resume(v, mem);
+        v.started = true;
+        applyDirtyLog();
+        if (v.enabled) {
+            service(v);
+        }
+    }
+
+    /**
+     * Starts a stopped ring at the position it holds (the base), in {@code mem}. next_used comes from the ring
+     * itself: the driver's view, which a rebooted guest zeroed (rust-vmm #180); a base that disagrees with it is
+     * logged. With an inflight buffer, the requests a previous back-end left in flight are resubmitted first.
+     */
+    private void resume(Vring v, GuestMemory mem) throws Exception {
         MemorySegment usedIdx = mem.slice(v.queue.usedAddress() + VirtioRing.USED_IDX, 2);
         if (usedIdx == null) {
             throw ProtocolException.invalid("vring " + v.index + ": used ring outside guest memory");
         }
-        // next_used comes from the ring itself (a rebooted guest zeroed it: rust-vmm #180).
         int used = Short.toUnsignedInt(usedIdx.get(U16, 0));
         int nextAvail = v.queue.nextAvail();
         v.inflight = inflight == null ? null : inflight.queue(v.index, v.queue.size());
@@ -268,15 +310,13 @@ final class RingControl implements Worker.Events {
             if (inFlight > 0) {
                 LOG.info("{}: queue {}: resubmitting {} request(s) left in flight", session.name(), v.index, inFlight);
             }
+        } else if (used != v.queue.nextUsed()) {
+            LOG.warn("{}: queue {}: used idx {} in guest memory differs from the base {}; completions continue at {}",
+                    session.name(), v.index, used, v.queue.nextUsed(), used);
         }
         v.queue.restore(new QueueState(nextAvail, used, v.queue.eventIdx()));
         v.deviceQueue.setInflightTracker(v.inflight);
         v.queue.activate(mem);
-        v.started = true;
-        applyDirtyLog();
-        if (v.enabled) {
-            service(v);
-        }
     }
 
     void setEnable(Payload.VringState state) throws Exception {
@@ -344,7 +384,6 @@ final class RingControl implements Worker.Events {
         }
         v.queue.stop();
         v.started = false;
-        v.parked = false;
         v.deviceQueue.setInflightTracker(null);
         v.inflight = null;
     }
@@ -403,26 +442,18 @@ final class RingControl implements Worker.Events {
     void memoryChanged(GuestMemory mem) {
         boolean[] resumed = null;
         for (Vring v : vrings) {
-            if (!v.queue.isReady() && !v.parked) {
-                continue;
-            }
-            v.queue.stop(); // keeps the position and the in-flight heads
-            try {
-                v.queue.activate(mem);
-                if (v.parked) {
-                    v.parked = false;
+            boolean wasParked = v.queue.isParked();
+            boolean wasReady = v.queue.isReady();
+            if (v.queue.remap(mem)) { // keeps the position and the in-flight heads
+                if (wasParked) {
                     LOG.info("{}: queue {}: rings are in guest memory again, resuming", session.name(), v.index);
                     if (resumed == null) {
                         resumed = new boolean[vrings.length];
                     }
                     resumed[v.index] = true;
                 }
-            } catch (QueueConfigException e) {
-                if (!v.parked) {
-                    LOG.warn("{}: queue {}: parked until its rings are mapped again: {}", session.name(), v.index,
-                            e.getMessage());
-                }
-                v.parked = true;
+            } else if (wasReady) {
+                LOG.warn("{}: queue {}: parked until its rings are in guest memory again", session.name(), v.index);
             }
         }
         device.memoryChanged(mem);
