@@ -112,6 +112,11 @@ final class RingControl implements Worker.Events {
         signalLog();
     }
 
+    @Override
+    public void backendChannel(int events) {
+        session.backendChannelReadable();
+    }
+
     private void service(Vring v) {
         v.deviceQueue.service(device);
         signalLog();

@@ -25,6 +25,8 @@ final class Worker implements AutoCloseable {
     static final int KIND_WAKE = 0;
     static final int KIND_KICK = 1;
     static final int KIND_HOST = 2;
+    /** The session's back-end channel socket (acks to back-end requests). */
+    static final int KIND_BACKEND = 3;
     /** A control task waits this long for a device callback to return before the request fails. */
     static final long CALL_TIMEOUT_MILLIS = 10_000;
 
@@ -34,6 +36,9 @@ final class Worker implements AutoCloseable {
         void kick(int queueIndex, int readyEvents);
 
         void hostFd(int token, int events);
+
+        /** The back-end channel socket is readable or hung up. */
+        void backendChannel(int events);
     }
 
     private final Linux linux;
@@ -146,6 +151,7 @@ final class Worker implements AutoCloseable {
                 }
                 case KIND_KICK -> events.kick(value, readyEvents);
                 case KIND_HOST -> events.hostFd(value, readyEvents);
+                case KIND_BACKEND -> events.backendChannel(readyEvents);
                 default -> LOG.error("{}: unknown epoll token 0x{}", name, Long.toHexString(data));
             }
         } catch (Exception | AssertionError e) {
