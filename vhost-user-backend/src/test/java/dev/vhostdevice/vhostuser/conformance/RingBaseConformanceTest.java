@@ -145,8 +145,12 @@ class RingBaseConformanceTest extends ConformanceBase {
     /** Serves {@link #SERVED} requests from {@code base} across the wrap; checks calls, used idx and the base. */
     private void servedFrom(FrontendQueue q, int base, boolean eventIdx) throws Exception {
         for (int i = 0; i < 3; i++) {
-            roundTrip(q, "request " + i);
+            q.post("request " + i, 64);
+            q.kick();
+            // The call before the used entry is consumed: consuming moves used_event on (EVENT_IDX), after which
+            // a device that decides late rightly does not call.
             assertTrue(q.awaitCall(WAIT) > 0, "the guest was called for request " + i + " (EVENT_IDX " + eventIdx + ")");
+            assertEquals(i + " tseuqer", q.awaitUsed(WAIT).text());
         }
         q.post("batch a", 16);
         q.post("batch b", 16);
