@@ -317,6 +317,7 @@ public final class RngLoad {
     public static Report run(List<Path> sockets, long pid, Duration window, int rounds, Duration roundWindow,
                              int inFlight, int requestBytes, java.util.function.Consumer<String> progress)
             throws Exception {
+        progress.accept("idle daemon: " + quiet(pid));
         int served = burst(sockets, requestBytes);
         progress.accept("burst: " + served + " of " + sockets.size() + " simultaneous connections served");
         // The first window also warms the daemon up (classes, JIT, GC threads): the census baseline follows it.
