@@ -663,7 +663,7 @@ public final class SplitQueue {
 
     @Override
     public String toString() {
-        return "SplitQueue[" + name + ", size=" + size + ", ready=" + ready + (parked ? ", parked" : "") + ", nextAvail=" + nextAvail
-                + ", nextUsed=" + nextUsed + (fault != null ? ", broken=" + fault : "") + "]";
+        return "SplitQueue[" + name + ", size=" + size + ", ready=" + ready + (parked ? ", parked" : "")
+                + ", nextAvail=" + nextAvail + ", nextUsed=" + nextUsed + (fault != null ? ", broken=" + fault : "") + "]";
     }
 }

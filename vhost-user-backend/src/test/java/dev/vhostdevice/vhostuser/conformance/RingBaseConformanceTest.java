@@ -36,11 +36,7 @@ class RingBaseConformanceTest extends ConformanceBase {
     @MethodSource("basesWithAndWithoutEventIdx")
     void aBaseBeforeTheKickStartsTheRingThere(int base, boolean eventIdx) throws Exception {
         negotiate(eventIdx);
-        FrontendQueue q = fe.queue(0, 16);
-        q.resumeAt(base);
-        fe.startQueue(0, 16, base);
-        fe.setVringEnable(0, true);
-        servedFrom(q, base, eventIdx);
+        servedFrom(enabledAt(base), base, eventIdx);
     }
 
     // The reported failure: ring set up at 0 and kicked, then laid out resumed at the base and SET_VRING_BASE
@@ -61,10 +57,7 @@ class RingBaseConformanceTest extends ConformanceBase {
     @MethodSource("basesWithAndWithoutEventIdx")
     void aStopAndStartWithGetVringBaseInBetweenResumesAtTheReturnedBase(int base, boolean eventIdx) throws Exception {
         negotiate(eventIdx);
-        FrontendQueue q = fe.queue(0, 16);
-        q.resumeAt(base);
-        fe.startQueue(0, 16, base);
-        fe.setVringEnable(0, true);
+        FrontendQueue q = enabledAt(base);
         roundTrip(q, "before");
         fe.setVringEnable(0, false);
         int stopped = fe.getVringBase(0);
@@ -95,11 +88,7 @@ class RingBaseConformanceTest extends ConformanceBase {
 
             fe = TestFrontend.connect(server.socketPath()).timeout(WAIT).useRam(ram);
             negotiate(eventIdx);
-            FrontendQueue q = fe.queue(0, 16); // the migrated guest's rings, resumed at the base
-            q.resumeAt(base);
-            fe.startQueue(0, 16, base);
-            fe.setVringEnable(0, true);
-            servedFrom(q, base, eventIdx);
+            servedFrom(enabledAt(base), base, eventIdx); // the migrated guest's rings, resumed at the base
             assertEquals(2, devices.size(), "a device per connection");
             fe.close(); // before the RAM it maps is closed
             fe = null;
@@ -132,6 +121,15 @@ class RingBaseConformanceTest extends ConformanceBase {
         assertNotEquals(0, fe.ack(SET_VRING_BASE, Msg.vringState(0, 7)));
         assertEquals(1, fe.getVringBase(0), "position unchanged; the held request completed at the stop");
         assertEquals(1, q.usedIdx());
+    }
+
+    /** Queue 0 laid out resumed at {@code base}, started with SET_VRING_BASE {@code base} before its kick, enabled. */
+    private FrontendQueue enabledAt(int base) throws Exception {
+        FrontendQueue q = fe.queue(0, 16);
+        q.resumeAt(base);
+        fe.startQueue(0, 16, base);
+        fe.setVringEnable(0, true);
+        return q;
     }
 
     private void negotiate(boolean eventIdx) throws Exception {

@@ -136,6 +136,16 @@ class BackendConfigChangeTest {
         assertEquals(expectedUsed, guest.ring.usedIdx());
     }
 
+    /** Posts an announcing chain and a plain one behind it, kicks once; returns the announcement's header. */
+    private int[] announceWithAChainBehind() throws Exception {
+        guest.ring.add(new byte[] {'N'}, 4);
+        guest.ring.add(new byte[] {'x'}, 4);
+        guest.kick();
+        int[] header = readBackendRequest();
+        assertEquals(BackendRequest.BACKEND_CONFIG_CHANGE_MSG.code(), header[0]);
+        return header;
+    }
+
     @Test
     void withoutReplyAckTheMessageHasNoNeedReply() throws Exception {
         setUp(CHANNEL);
@@ -153,11 +163,7 @@ class BackendConfigChangeTest {
     @Test
     void withReplyAckKicksAreServedWhileTheFrontendDelaysItsAck() throws Exception {
         setUp(CHANNEL | ProtocolFeature.REPLY_ACK.mask());
-        guest.ring.add(new byte[] {'N'}, 4);
-        guest.ring.add(new byte[] {'x'}, 4);
-        guest.kick();
-        int[] header = readBackendRequest();
-        assertEquals(BackendRequest.BACKEND_CONFIG_CHANGE_MSG.code(), header[0]);
+        int[] header = announceWithAChainBehind();
         assertEquals(MessageHeader.VERSION | MessageHeader.NEED_REPLY, header[1]);
         guest.awaitUsed(2); // the chain behind the announcement, with the ack outstanding
         announce(3); // a second change while the first ack is outstanding: queued, not sent
@@ -202,11 +208,7 @@ class BackendConfigChangeTest {
     void aFrontendThatSendsHalfAnAckAndStopsHoldsNoKickAndLosesTheChannel() throws Exception {
         assertTimeoutPreemptively(Duration.ofSeconds(15), () -> {
             setUp(CHANNEL | ProtocolFeature.REPLY_ACK.mask());
-            guest.ring.add(new byte[] {'N'}, 4);
-            guest.ring.add(new byte[] {'x'}, 4);
-            guest.kick();
-            int[] header = readBackendRequest();
-            assertEquals(BackendRequest.BACKEND_CONFIG_CHANGE_MSG.code(), header[0]);
+            int[] header = announceWithAChainBehind();
             long started = System.nanoTime();
             buffer.set(ValueLayout.JAVA_INT_UNALIGNED, 0, header[0]);
             buffer.set(ValueLayout.JAVA_INT_UNALIGNED, 4, MessageHeader.VERSION | MessageHeader.REPLY);
