@@ -41,8 +41,11 @@ public final class RngLoad {
     private RngLoad() {
     }
 
-    /** The sockets of {@code --socket-path base --socket-count n}: base0 .. base(n-1). */
+    /** The sockets of {@code --socket-path base --socket-count n}: base0 .. base(n-1), or base itself for 1. */
     public static List<Path> sockets(Path base, int n) {
+        if (n == 1) {
+            return List.of(base);
+        }
         List<Path> paths = new ArrayList<>(n);
         for (int i = 0; i < n; i++) {
             paths.add(Path.of(base + Integer.toString(i)));
