@@ -113,7 +113,7 @@ final class RingControl implements Worker.Events {
     }
 
     @Override
-    public void backendChannel(int events) {
+    public void backendChannel() {
         session.backendChannelReadable();
     }
 

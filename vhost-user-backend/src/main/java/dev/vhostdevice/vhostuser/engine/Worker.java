@@ -28,7 +28,7 @@ final class Worker implements AutoCloseable {
     static final int KIND_HOST = 2;
     /** The session's back-end channel socket (acks to back-end requests). */
     static final int KIND_BACKEND = 3;
-    /** A control task waits this long for a device callback to return before the request fails. */
+    /** How long a control task may wait for the worker to take it up (a device callback to return). */
     static final long CALL_TIMEOUT_MILLIS = 10_000;
 
     /** What the worker dispatches to. */
@@ -38,8 +38,8 @@ final class Worker implements AutoCloseable {
 
         void hostFd(int token, int events);
 
-        /** The back-end channel socket is readable or hung up. */
-        void backendChannel(int events);
+        /** The back-end channel socket is readable or hung up (a receive tells which). */
+        void backendChannel();
     }
 
     private final Linux linux;
@@ -202,7 +202,7 @@ final class Worker implements AutoCloseable {
                 }
                 case KIND_KICK -> events.kick(value, readyEvents);
                 case KIND_HOST -> events.hostFd(value, readyEvents);
-                case KIND_BACKEND -> events.backendChannel(readyEvents);
+                case KIND_BACKEND -> events.backendChannel();
                 default -> LOG.error("{}: unknown epoll token 0x{}", name, Long.toHexString(data));
             }
         } catch (Exception | AssertionError e) {

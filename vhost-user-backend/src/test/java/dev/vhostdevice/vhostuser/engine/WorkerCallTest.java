@@ -34,7 +34,7 @@ class WorkerCallTest {
             }
 
             @Override
-            public void backendChannel(int events) {
+            public void backendChannel() {
             }
         }, TIMEOUT_MILLIS);
         worker.start();
