@@ -35,6 +35,11 @@ import java.util.stream.Stream;
 public final class RngLoad {
     private static final Linux LINUX = Linux.system();
     private static final long REPLY_ACK = ProtocolFeature.REPLY_ACK.mask();
+    /**
+     * Every front-end streams this long before and after the counted window, so that all of them compete
+     * throughout it (32 threads released together on a loaded machine start hundreds of ms apart).
+     */
+    private static final Duration LEAD = Duration.ofMillis(500);
     /** Bounds every control exchange, so a stuck daemon fails the run instead of hanging it. */
     private static final Duration CONTROL_TIMEOUT = Duration.ofSeconds(30);
 
@@ -159,17 +164,19 @@ public final class RngLoad {
     }
 
     /**
-     * Connects one front-end per socket, all at once; each streams for {@code window}, all windows starting
-     * together; then all disconnect. Fails if any front-end fails or is served nothing.
+     * Connects one front-end per socket, all at once; when all are set up they start streaming together and
+     * count the requests completed in one common window of {@code window}, streaming {@link #LEAD} before and
+     * after it; then all disconnect. Fails if any front-end fails or is served nothing.
      */
     public static StreamResult stream(List<Path> sockets, Duration window, int inFlight, int requestBytes)
             throws Exception {
         int n = sockets.size();
         CountDownLatch ready = new CountDownLatch(n);
         CountDownLatch go = new CountDownLatch(1);
+        long[] span = new long[2]; // the counted window [start, end) in System.nanoTime(), set before go
         List<Callable<Long>> jobs = new ArrayList<>(n);
         for (Path socket : sockets) {
-            jobs.add(() -> streamOne(socket, window, inFlight, requestBytes, ready, go));
+            jobs.add(() -> streamOne(socket, span, inFlight, requestBytes, ready, go));
         }
         ExecutorService pool = Executors.newFixedThreadPool(n, Thread.ofPlatform().name("load-", 0).factory());
         try {
@@ -185,10 +192,12 @@ public final class RngLoad {
                 }
                 throw new AssertionError("front-ends not set up within " + CONTROL_TIMEOUT);
             }
+            span[0] = System.nanoTime() + LEAD.toNanos();
+            span[1] = span[0] + window.toNanos();
             go.countDown();
             long[] requests = new long[n];
             for (int i = 0; i < n; i++) {
-                requests[i] = futures.get(i).get(window.toSeconds() + 2 * CONTROL_TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+                requests[i] = futures.get(i).get(window.toSeconds() + 3 * CONTROL_TIMEOUT.toSeconds(), TimeUnit.SECONDS);
             }
             return new StreamResult(requests, requestBytes, window.toNanos() / 1e9);
         } finally {
@@ -197,8 +206,9 @@ public final class RngLoad {
         }
     }
 
-    private static long streamOne(Path socket, Duration window, int inFlight, int requestBytes, CountDownLatch ready,
-                                    CountDownLatch go) throws Exception {
+    /** Streams from {@code go} until after {@code span}; returns the requests completed inside it. */
+    private static long streamOne(Path socket, long[] span, int inFlight, int requestBytes, CountDownLatch ready,
+                                  CountDownLatch go) throws Exception {
         try (TestFrontend fe = TestFrontend.connect(socket).timeout(CONTROL_TIMEOUT)) {
             long features = fe.negotiate(true, REPLY_ACK, 0);
             int size = Math.max(16, Integer.highestOneBit(Math.max(1, inFlight - 1)) << 1);
@@ -214,19 +224,25 @@ public final class RngLoad {
             ready.countDown();
             go.await();
             q.kick();
-            long end = System.nanoTime() + window.toNanos();
-            long giveUp = end + CONTROL_TIMEOUT.toNanos();
+            long start = span[0];
+            long end = span[1];
+            long stop = end + LEAD.toNanos();
+            long giveUp = stop + CONTROL_TIMEOUT.toNanos();
             long requests = 0;
-            long inWindow = -1;
+            long atStart = -1;
+            long atEnd = -1;
             int seen = 0;
-            // Counted over the window; a front-end served nothing by its end goes on until its first request (a
-            // short window on a loaded machine), so that "served at all" is checked without timing.
+            // A front-end served nothing by the end goes on until its first request (a short window on a loaded
+            // machine), so that "served at all" is checked without timing.
             while (true) {
                 long now = System.nanoTime();
-                if (inWindow < 0 && now - end >= 0) {
-                    inWindow = requests;
+                if (atStart < 0 && now - start >= 0) {
+                    atStart = requests;
                 }
-                if (inWindow >= 0 && (requests > 0 || now - giveUp >= 0)) {
+                if (atEnd < 0 && now - end >= 0) {
+                    atEnd = requests;
+                }
+                if (now - stop >= 0 && (requests > 0 || now - giveUp >= 0)) {
                     break;
                 }
                 boolean reposted = false;
@@ -253,9 +269,9 @@ public final class RngLoad {
                 }
             }
             if (requests == 0) {
-                throw new AssertionError(socket + ": no request served in " + window.plus(CONTROL_TIMEOUT));
+                throw new AssertionError(socket + ": no request served in " + CONTROL_TIMEOUT + " and more");
             }
-            return inWindow;
+            return atEnd - atStart;
         }
     }
 

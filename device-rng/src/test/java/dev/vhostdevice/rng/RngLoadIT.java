@@ -32,7 +32,7 @@ class RngLoadIT {
             for (Path socket : sockets) {
                 assertTrue(awaitSocket(socket), socket + " listens");
             }
-            RngLoad.Report report = RngLoad.run(sockets, daemon.pid(), Duration.ofSeconds(3), 10,
+            RngLoad.Report report = RngLoad.run(sockets, daemon.pid(), Duration.ofSeconds(5), 10,
                     Duration.ofMillis(100), 16, 4096, line -> System.out.println("load: " + line));
 
             assertEquals(FRONTENDS, report.burstServed(), "every connection of the burst was accepted and served");
