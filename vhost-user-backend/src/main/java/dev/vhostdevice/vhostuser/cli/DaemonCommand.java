@@ -94,7 +94,7 @@ public abstract class DaemonCommand {
         try {
             for (int i = 0; i < paths.size(); i++) {
                 synchronized (servers) {
-                    servers.add(VhostUserServer.start(paths.get(i), factories.get(i)));
+                    servers.add(VhostUserServer.start(paths.get(i), factories.get(i), sockets.serverOptions()));
                 }
             }
         } catch (Exception e) {
