@@ -170,8 +170,8 @@ final class RingControl implements Worker.Events {
     /**
      * SET_VRING_BASE on a split ring: both the next available and the next used index resume at the base (a
      * stopped split ring has completed all it popped, so the two are equal). On a stopped ring the base waits
-     * for the start; on a started ring that is not enabled (QEMU lays resumed rings out after their kick) the
-     * ring restarts at it at once. A running, parked or busy ring refuses it whole.
+     * for the start; on a started ring that is not enabled (a front-end that lays resumed rings out after the
+     * kick) the ring restarts at it at once. A running, parked or busy ring refuses it whole.
      */
     void setBase(Payload.VringState state) throws Exception {
         Vring v = vring(state.index());
