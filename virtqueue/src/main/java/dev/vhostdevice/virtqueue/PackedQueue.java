@@ -85,6 +85,8 @@ public final class PackedQueue implements VirtQueue {
     private MemorySegment driverArea;
     private MemorySegment deviceArea;
     private boolean ready;
+    /** Started, but its rings are outside the current guest memory: waits in {@link #remap} for them. */
+    private boolean parked;
 
     // Run state.
     private int nextAvail;
@@ -269,31 +271,42 @@ public final class PackedQueue implements VirtQueue {
         driverArea = drv;
         deviceArea = dev;
         ready = true;
+        parked = false;
     }
 
+    /** As {@link SplitQueue#remap}: rings outside the new table park the queue at its position. */
     @Override
-    public void remap(GuestMemory guestMemory) {
-        if (!ready) {
-            return;
+    public boolean remap(GuestMemory guestMemory) {
+        if (!ready && !parked) {
+            return false;
         }
-        flushUsed();
+        if (ready) {
+            flushUsed();
+        }
         ready = false;
         try {
             activate(guestMemory);
+            return true;
         } catch (QueueConfigException e) {
-            memory = null;
-            desc = driverArea = deviceArea = null;
-            breakQueue(QueueFault.RINGS_OUT_OF_RANGE, e.getMessage());
+            stop();
+            parked = true;
+            return false;
         }
     }
 
-    /** Stops the queue, publishing any used batch first, without forgetting where it is. */
+    @Override
+    public boolean isParked() {
+        return parked;
+    }
+
+    /** Stops the queue (ready or parked), publishing any used batch first, without forgetting where it is. */
     @Override
     public void stop() {
         if (ready) {
             flushUsed();
         }
         ready = false;
+        parked = false;
         memory = null;
         desc = driverArea = deviceArea = null;
     }
@@ -335,8 +348,9 @@ public final class PackedQueue implements VirtQueue {
     }
 
     private void requireStopped(String what) throws QueueConfigException {
-        if (ready) {
-            throw new QueueConfigException(name + ": cannot " + what + " while the queue runs");
+        if (ready || parked) {
+            throw new QueueConfigException(name + ": cannot " + what + " while the queue "
+                    + (ready ? "runs" : "is parked"));
         }
     }
 

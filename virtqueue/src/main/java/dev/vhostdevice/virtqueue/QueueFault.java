@@ -16,9 +16,7 @@ public enum QueueFault {
     /** Packed ring: a descriptor after the head of a chain is not marked available for the expected wrap. */
     CHAIN_FLAGS_MISMATCH("chain descriptor not marked available for the ring's wrap counter"),
     /** Packed ring: a buffer id the device is still processing made available again. */
-    BUFFER_ID_IN_FLIGHT("buffer id already in flight"),
-    /** The rings do not lie in guest memory (after a memory table change). */
-    RINGS_OUT_OF_RANGE("rings outside guest memory");
+    BUFFER_ID_IN_FLIGHT("buffer id already in flight");
 
     private final String description;
 

@@ -81,6 +81,8 @@ public final class SplitQueue implements VirtQueue {
     private MemorySegment avail;
     private MemorySegment used;
     private boolean ready;
+    /** Started, but its rings are outside the current guest memory: waits in {@link #remap} for them. */
+    private boolean parked;
     /** Per head, the chain holding per-access mappings for it; null until memory mapped per access is used. */
     private Chain[] mappedHolders;
 
@@ -216,7 +218,7 @@ public final class SplitQueue implements VirtQueue {
 
     /**
      * Checks the rings against {@code guestMemory} and makes the queue ready: all three rings must lie wholly
-     * inside one region each. On failure the queue stays stopped.
+     * inside one region each. On failure nothing changes.
      */
     public void activate(GuestMemory guestMemory) throws QueueConfigException {
         if (!ringsProgrammed) {
@@ -240,31 +242,46 @@ public final class SplitQueue implements VirtQueue {
         avail = a;
         used = u;
         ready = true;
+        parked = false;
         shadowAvail = nextAvail;
     }
 
     /**
-     * Moves a ready queue to a new memory table (the old one is about to go away). If the rings are no longer
-     * in guest memory the queue breaks with {@link QueueFault#RINGS_OUT_OF_RANGE}.
+     * Moves a started queue (ready or parked) to a new memory table; the old one is about to go away. If the
+     * rings are not in the new table the queue parks: it drops the old table, keeps its position and in-flight
+     * heads, pops nothing and writes nothing, and becomes ready again at the first remap whose table holds the
+     * rings (a front-end replacing a region: REM_MEM_REG then ADD_MEM_REG). Returns whether it is ready.
      */
-    public void remap(GuestMemory guestMemory) {
-        if (!ready) {
-            return;
+    @Override
+    public boolean remap(GuestMemory guestMemory) {
+        if (!ready && !parked) {
+            return false;
         }
-        ready = false;
+        unmapAllInFlight(); // per-access mappings belong to the old table, as at stop()
         try {
             activate(guestMemory);
+            return true;
         } catch (QueueConfigException e) {
-            memory = null;
-            desc = avail = used = null;
-            breakQueue(QueueFault.RINGS_OUT_OF_RANGE, e.getMessage());
+            park();
+            return false;
         }
     }
 
-    /** Stops the queue without forgetting where it is (its state can still be read). */
+    private void park() {
+        stop();
+        parked = true;
+    }
+
+    @Override
+    public boolean isParked() {
+        return parked;
+    }
+
+    /** Stops the queue (ready or parked) without forgetting where it is (its state can still be read). */
     public void stop() {
         unmapAllInFlight();
         ready = false;
+        parked = false;
         memory = null;
         desc = avail = used = null;
     }
@@ -291,8 +308,9 @@ public final class SplitQueue implements VirtQueue {
     }
 
     private void requireStopped(String what) throws QueueConfigException {
-        if (ready) {
-            throw new QueueConfigException(name + ": cannot " + what + " while the queue runs");
+        if (ready || parked) {
+            throw new QueueConfigException(name + ": cannot " + what + " while the queue "
+                    + (ready ? "runs" : "is parked"));
         }
     }
 
@@ -742,7 +760,7 @@ public final class SplitQueue implements VirtQueue {
 
     @Override
     public String toString() {
-        return "SplitQueue[" + name + ", size=" + size + ", ready=" + ready + ", nextAvail=" + nextAvail
-                + ", nextUsed=" + nextUsed + (fault != null ? ", broken=" + fault : "") + "]";
+        return "SplitQueue[" + name + ", size=" + size + ", ready=" + ready + (parked ? ", parked" : "")
+                + ", nextAvail=" + nextAvail + ", nextUsed=" + nextUsed + (fault != null ? ", broken=" + fault : "") + "]";
     }
 }

@@ -73,8 +73,15 @@ public interface VirtQueue {
     /** Checks the rings against {@code guestMemory} and makes the queue ready; on failure it stays stopped. */
     void activate(GuestMemory guestMemory) throws QueueConfigException;
 
-    /** Moves a ready queue to a new memory table; rings no longer in it break the queue. */
-    void remap(GuestMemory guestMemory);
+    /**
+     * Moves a started queue (ready or parked) to a new memory table, the old one about to go away. Rings not in
+     * the new table park the queue: it keeps its position and in-flight requests, pops and writes nothing, and is
+     * ready again at the first remap whose table holds them. Returns whether the queue is ready.
+     */
+    boolean remap(GuestMemory guestMemory);
+
+    /** Started, but waiting in {@link #remap} for a memory table that holds its rings. */
+    boolean isParked();
 
     /** Stops the queue without forgetting where it is (its state can still be read). */
     void stop();

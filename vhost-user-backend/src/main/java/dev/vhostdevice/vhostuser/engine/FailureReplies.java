@@ -28,7 +28,7 @@ final class FailureReplies {
             case GET_FEATURES, GET_PROTOCOL_FEATURES, GET_QUEUE_NUM, GET_MAX_MEM_SLOTS, GET_STATUS ->
                     session.sendU64(code, 0);
             case GET_VRING_BASE -> {
-                int index = header.size() >= 4 ? session.channel().body().get(java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED, 0) : 0;
+                int index = PayloadCodec.decodeVringIndex(session.channel().body(), header.size());
                 PayloadCodec.encodeVringState(session.channel().replyBody(), index, 0);
                 session.channel().reply(code, PayloadCodec.VRING_STATE_SIZE, -1);
             }

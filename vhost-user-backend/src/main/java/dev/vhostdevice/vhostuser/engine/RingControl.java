@@ -115,6 +115,11 @@ final class RingControl implements Worker.Events {
         signalLog();
     }
 
+    @Override
+    public void backendChannel() {
+        session.backendChannelReadable();
+    }
+
     private void service(Vring v) {
         v.deviceQueue.service(device);
         signalLog();
@@ -164,7 +169,7 @@ final class RingControl implements Worker.Events {
      */
     private void useLayouts(boolean packedRing) throws ProtocolException {
         for (Vring v : vrings) {
-            if (v.queue.isPacked() != packedRing && (v.started || v.parked || v.queue.isReady())) {
+            if (v.queue.isPacked() != packedRing && (v.started || v.queue.isParked() || v.queue.isReady())) {
                 throw ProtocolException.invalid("vring " + v.index + ": SET_FEATURES switches to the "
                         + (packedRing ? "packed" : "split") + " layout while the ring runs");
             }
@@ -182,6 +187,12 @@ final class RingControl implements Worker.Events {
         });
     }
 
+    /**
+     * SET_VRING_BASE on a split ring: both the next available and the next used index resume at the base (a
+     * stopped split ring has completed all it popped, so the two are equal). On a stopped ring the base waits
+     * for the start; on a started ring that is not enabled (a front-end that lays resumed rings out after the
+     * kick) the ring restarts at it at once. A running, parked or busy ring refuses it whole.
+     */
     void setBase(Payload.VringState state) throws Exception {
         Vring v = vring(state.index());
         if (VirtioFeatures.has(session.ackedFeatures, VIRTIO_F_RING_PACKED)) {
@@ -192,8 +203,32 @@ final class RingControl implements Worker.Events {
             throw ProtocolException.invalid("vring " + state.index() + ": base 0x" + Integer.toHexString(state.num())
                     + " has reserved bits set (packed rings are not offered)");
         }
+        int base = state.num();
         worker.call(() -> {
-            v.queue.restore(new QueueState(state.num(), v.queue.nextUsed(), v.queue.eventIdx()));
+            if (!v.started) {
+                v.queue.restore(new QueueState(base, base, v.queue.eventIdx()));
+                return null;
+            }
+            String busy = v.enabled ? "is enabled (GET_VRING_BASE stops it first)"
+                    : v.queue.isParked() ? "is parked (its rings are not in guest memory)"
+                    : v.queue.inFlightCount() > 0 ? "holds " + v.queue.inFlightCount() + " request(s) in flight" : null;
+            if (busy != null) {
+                throw ProtocolException.invalid("vring " + v.index + ": SET_VRING_BASE " + base + " refused: the ring "
+                        + busy);
+            }
+            GuestMemory mem = memory.table().memory();
+            QueueState before = v.queue.state();
+            v.queue.stop();
+            try {
+                v.queue.restore(new QueueState(base, base, before.eventIdx()));
+                resume(v, mem);
+            } catch (Exception e) {
+                // Nothing half applied: the ring runs on where it was (it was ready in this very table).
+                v.queue.stop();
+                v.queue.restore(before);
+                v.queue.activate(mem);
+                throw e;
+            }
             return null;
         });
     }
@@ -288,7 +323,7 @@ final class RingControl implements Worker.Events {
         }
         v.kickFd = fd;
         worker.watch(fd, Worker.KIND_KICK, v.index, Linux.EPOLLIN);
-        if (v.queue.isReady() || v.parked) {
+        if (v.queue.isReady() || v.queue.isParked()) {
             return; // a new kick fd for a started ring: it keeps its position
         }
         GuestMemory mem = memory.table().memory();
@@ -296,15 +331,28 @@ final class RingControl implements Worker.Events {
             throw ProtocolException.invalid("vring " + v.index + ": SET_VRING_KICK before "
                     + (memory.table().isEmpty() ? "SET_MEM_TABLE" : "SET_VRING_ADDR") + " (ring not started)");
         }
+        resume(v, mem);
+        v.started = true;
+        applyDirtyLog();
+        if (v.enabled) {
+            service(v);
+        }
+    }
+
+    /**
+     * Starts a stopped ring at the position it holds (the base), in {@code mem}. next_used comes from the ring
+     * itself: the driver's view, which a rebooted guest zeroed (rust-vmm #180); a base that disagrees with it is
+     * logged. With an inflight buffer, the requests a previous back-end left in flight are resubmitted first.
+     */
+    private void resume(Vring v, GuestMemory mem) throws Exception {
         if (v.queue.isPacked()) {
-            startPacked(v, mem);
+            resumePacked(v, mem);
             return;
         }
         MemorySegment usedIdx = mem.slice(v.queue.usedAddress() + VirtioRing.USED_IDX, 2);
         if (usedIdx == null) {
             throw ProtocolException.invalid("vring " + v.index + ": used ring outside guest memory");
         }
-        // next_used comes from the ring itself (a rebooted guest zeroed it: rust-vmm #180).
         int used = Short.toUnsignedInt(usedIdx.get(U16, 0));
         int nextAvail = v.queue.nextAvail();
         v.inflight = inflight == null ? null : inflight.queue(v.index, v.queue.size());
@@ -319,22 +367,20 @@ final class RingControl implements Worker.Events {
             if (inFlight > 0) {
                 LOG.info("{}: queue {}: resubmitting {} request(s) left in flight", session.name(), v.index, inFlight);
             }
+        } else if (used != v.queue.nextUsed()) {
+            LOG.warn("{}: queue {}: used idx {} in guest memory differs from the base {}; completions continue at {}",
+                    session.name(), v.index, used, v.queue.nextUsed(), used);
         }
         v.queue.restore(new QueueState(nextAvail, used, v.queue.eventIdx()));
         v.deviceQueue.setInflightTracker(v.inflight);
         v.queue.activate(mem);
-        v.started = true;
-        applyDirtyLog();
-        if (v.enabled) {
-            service(v);
-        }
     }
 
     /**
      * Starts a packed ring where SET_VRING_BASE put it: nothing in guest memory holds the cursors. The engine's
      * inflight region is the split layout, so a packed ring's requests are not tracked in it.
      */
-    private void startPacked(Vring v, GuestMemory mem) throws Exception {
+    private void resumePacked(Vring v, GuestMemory mem) throws Exception {
         if (inflight != null) {
             LOG.warn("{}: queue {}: packed ring: requests are not tracked in the inflight buffer", session.name(),
                     v.index);
@@ -342,11 +388,6 @@ final class RingControl implements Worker.Events {
         v.inflight = null;
         v.deviceQueue.setInflightTracker(null);
         v.queue.activate(mem);
-        v.started = true;
-        applyDirtyLog();
-        if (v.enabled) {
-            service(v);
-        }
     }
 
     void setEnable(Payload.VringState state) throws Exception {
@@ -414,7 +455,6 @@ final class RingControl implements Worker.Events {
         }
         v.queue.stop();
         v.started = false;
-        v.parked = false;
         v.deviceQueue.setInflightTracker(null);
         v.inflight = null;
     }
@@ -474,26 +514,18 @@ final class RingControl implements Worker.Events {
     void memoryChanged(GuestMemory mem) {
         boolean[] resumed = null;
         for (Vring v : vrings) {
-            if (!v.queue.isReady() && !v.parked) {
-                continue;
-            }
-            v.queue.stop(); // keeps the position and the in-flight heads
-            try {
-                v.queue.activate(mem);
-                if (v.parked) {
-                    v.parked = false;
+            boolean wasParked = v.queue.isParked();
+            boolean wasReady = v.queue.isReady();
+            if (v.queue.remap(mem)) { // keeps the position and the in-flight heads
+                if (wasParked) {
                     LOG.info("{}: queue {}: rings are in guest memory again, resuming", session.name(), v.index);
                     if (resumed == null) {
                         resumed = new boolean[vrings.length];
                     }
                     resumed[v.index] = true;
                 }
-            } catch (QueueConfigException e) {
-                if (!v.parked) {
-                    LOG.warn("{}: queue {}: parked until its rings are mapped again: {}", session.name(), v.index,
-                            e.getMessage());
-                }
-                v.parked = true;
+            } else if (wasReady) {
+                LOG.warn("{}: queue {}: parked until its rings are in guest memory again", session.name(), v.index);
             }
         }
         device.memoryChanged(mem);

@@ -297,7 +297,7 @@ public final class VhostUserSession implements AutoCloseable {
             case SET_CONFIG -> rings.writeConfig((Payload.Config) payload);
             case SET_BACKEND_REQ_FD -> {
                 BackendChannel old = backend;
-                backend = new BackendChannel(linux, fds.take(0));
+                backend = new BackendChannel(linux, fds.take(0), worker);
                 if (old != null) {
                     old.close();
                 }
@@ -403,13 +403,24 @@ public final class VhostUserSession implements AutoCloseable {
         return channel;
     }
 
-    /** Sends BACKEND_CONFIG_CHANGE_MSG if CONFIG and BACKEND_REQ are negotiated and a channel is set. */
+    /**
+     * Sends BACKEND_CONFIG_CHANGE_MSG if CONFIG and BACKEND_REQ are negotiated and a channel is set; never waits
+     * for the front-end's ack (see {@link BackendChannel}).
+     */
     void configChanged() {
         BackendChannel b = backend;
         if (b != null && protocolAcked(BACKEND_REQ) && protocolAcked(CONFIG)) {
             b.send(BackendRequest.BACKEND_CONFIG_CHANGE_MSG, protocolAcked(REPLY_ACK));
         } else {
             LOG.debug("{}: config change not sent (no back-end channel with CONFIG)", name);
+        }
+    }
+
+    /** On the worker: the front-end wrote to the back-end channel (an ack, or it hung up). */
+    void backendChannelReadable() {
+        BackendChannel b = backend;
+        if (b != null) {
+            b.readable();
         }
     }
 

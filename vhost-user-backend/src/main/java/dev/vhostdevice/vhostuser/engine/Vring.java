@@ -25,8 +25,6 @@ final class Vring {
     boolean started;
     boolean enabled;
     boolean addressesSet;
-    /** Started, but its rings left the memory table (REM_MEM_REG): waits for a table that holds them again. */
-    boolean parked;
     boolean logUsed;
     long logGuestAddr;
     InflightQueueRegion inflight;

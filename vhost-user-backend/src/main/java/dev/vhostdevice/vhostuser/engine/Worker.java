@@ -10,6 +10,7 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.FutureTask;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -25,7 +26,9 @@ final class Worker implements AutoCloseable {
     static final int KIND_WAKE = 0;
     static final int KIND_KICK = 1;
     static final int KIND_HOST = 2;
-    /** A control task waits this long for a device callback to return before the request fails. */
+    /** The session's back-end channel socket (acks to back-end requests). */
+    static final int KIND_BACKEND = 3;
+    /** How long a control task may wait for the worker to take it up (a device callback to return). */
     static final long CALL_TIMEOUT_MILLIS = 10_000;
 
     /** What the worker dispatches to. */
@@ -34,6 +37,9 @@ final class Worker implements AutoCloseable {
         void kick(int queueIndex, int readyEvents);
 
         void hostFd(int token, int events);
+
+        /** The back-end channel socket is readable or hung up (a receive tells which). */
+        void backendChannel();
     }
 
     private final Linux linux;
@@ -43,9 +49,16 @@ final class Worker implements AutoCloseable {
     private final int wakeFd;
     private final ConcurrentLinkedQueue<FutureTask<?>> tasks = new ConcurrentLinkedQueue<>();
     private final Thread thread;
+    private final long callTimeoutMillis;
     private volatile boolean running = true;
 
     Worker(Linux linux, String name, Events events) throws ErrnoException {
+        this(linux, name, events, CALL_TIMEOUT_MILLIS);
+    }
+
+    /** With another {@link #call} timeout (tests). */
+    Worker(Linux linux, String name, Events events, long callTimeoutMillis) throws ErrnoException {
+        this.callTimeoutMillis = callTimeoutMillis;
         this.linux = linux;
         this.name = name;
         this.events = events;
@@ -92,25 +105,68 @@ final class Worker implements AutoCloseable {
 
     /**
      * Runs {@code task} on the worker between device callbacks and returns its result. On the worker itself it
-     * runs directly. A worker stuck longer than {@link #CALL_TIMEOUT_MILLIS} in a device callback fails the call.
+     * runs directly. A task that has not started within {@link #CALL_TIMEOUT_MILLIS} (the worker is stuck in a
+     * device callback) is withdrawn and the call fails; one that has started is the request's outcome, so the
+     * call waits for it to complete, however long that takes, rather than report a failure for a change that is
+     * then applied anyway.
      */
     <T> T call(Callable<T> task) throws Exception {
         if (isWorkerThread() || !thread.isAlive()) {
             return task.call();
         }
-        FutureTask<T> future = new FutureTask<>(task);
+        ControlTask<T> future = new ControlTask<>(task);
         tasks.add(future);
         linux.writeEventfd(wakeFd, 1);
         try {
-            return future.get(CALL_TIMEOUT_MILLIS, TimeUnit.MILLISECONDS);
+            return result(future);
+        } catch (TimeoutException e) {
+            if (future.withdraw()) {
+                throw new TimeoutException(name + ": worker busy for more than " + callTimeoutMillis
+                        + " ms; the request was not applied");
+            }
+        }
+        while (true) {
+            try {
+                return result(future);
+            } catch (TimeoutException stillRunning) {
+                LOG.warn("{}: a control task has been running on the worker for more than {} ms; waiting for it",
+                        name, callTimeoutMillis);
+            }
+        }
+    }
+
+    private <T> T result(FutureTask<T> future) throws Exception {
+        try {
+            return future.get(callTimeoutMillis, TimeUnit.MILLISECONDS);
         } catch (ExecutionException e) {
             if (e.getCause() instanceof Exception cause) {
                 throw cause;
             }
             throw e;
-        } catch (TimeoutException e) {
-            future.cancel(false);
-            throw new TimeoutException(name + ": worker busy for more than " + CALL_TIMEOUT_MILLIS + " ms");
+        }
+    }
+
+    /**
+     * A control task that either runs or is withdrawn, never both. (FutureTask alone cannot tell: its cancel
+     * succeeds while the task runs, and the task's outcome is then dropped although it was applied.)
+     */
+    private static final class ControlTask<T> extends FutureTask<T> {
+        private final AtomicBoolean claimed = new AtomicBoolean();
+
+        ControlTask(Callable<T> task) {
+            super(task);
+        }
+
+        @Override
+        public void run() {
+            if (claimed.compareAndSet(false, true)) {
+                super.run();
+            }
+        }
+
+        /** Withdraws the task if it has not started; false if it has (its outcome is then the call's). */
+        boolean withdraw() {
+            return claimed.compareAndSet(false, true) && cancel(false);
         }
     }
 
@@ -146,6 +202,7 @@ final class Worker implements AutoCloseable {
                 }
                 case KIND_KICK -> events.kick(value, readyEvents);
                 case KIND_HOST -> events.hostFd(value, readyEvents);
+                case KIND_BACKEND -> events.backendChannel();
                 default -> LOG.error("{}: unknown epoll token 0x{}", name, Long.toHexString(data));
             }
         } catch (Exception | AssertionError e) {

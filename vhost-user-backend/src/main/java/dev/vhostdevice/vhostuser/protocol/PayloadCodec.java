@@ -178,6 +178,19 @@ public final class PayloadCodec {
         return new Config(offset, length, flags, data);
     }
 
+    /**
+     * The ring index of a vring-state body of {@code size} bytes, as far as it is there (0 when shorter than the
+     * index): what a failure reply to a malformed GET_VRING_BASE names.
+     */
+    public static int decodeVringIndex(MemorySegment body, int size) {
+        return size >= 4 ? body.get(U32, 0) : 0;
+    }
+
+    /** The u64 of a reply body (the front-end's ack to a back-end request sent with NEED_REPLY: 0 is success). */
+    public static long decodeU64(MemorySegment body) {
+        return body.get(U64L, 0);
+    }
+
     // ------------------------------------------------------------------------------------------ encoding
 
     public static int encodeU64(MemorySegment out, long value) {

@@ -168,6 +168,25 @@ class MemoryRegionSlotsTest {
         assertEquals(3, fe.call(GET_VRING_BASE, vringState(0, 0)).u32(4));
     }
 
+    // A parked ring is started: a new base for it is refused whole, and it resumes where it was.
+    @Test
+    void aParkedRingRefusesANewBaseAndResumesWhereItWas() throws Exception {
+        assertEquals(0, addFixtureRam());
+        startRunningRing();
+        publish(0x5000, 0x5100, 4);
+        guest.awaitUsed(1);
+        assertEquals(0, fe.ack(SET_VRING_ENABLE, vringState(0, 0)));
+        assertEquals(0, fe.ack(REM_MEM_REG, region(0, GuestFixture.RAM_SIZE, guest.uva(0), 0)));
+
+        assertNotEquals(0, fe.ack(SET_VRING_BASE, vringState(0, 7)), "parked: refused");
+
+        assertEquals(0, addFixtureRam());
+        assertEquals(0, fe.ack(SET_VRING_ENABLE, vringState(0, 1)));
+        publish(0x5000, 0x5100, 4);
+        guest.awaitUsed(2);
+        assertEquals(2, fe.call(GET_VRING_BASE, vringState(0, 0)).u32(4), "resumed at its own position, not 7");
+    }
+
     @Test
     void addMemRegBeyondTheSlotLimitFails() throws Exception {
         int slots = VhostUserSession.MAX_MEM_SLOTS;

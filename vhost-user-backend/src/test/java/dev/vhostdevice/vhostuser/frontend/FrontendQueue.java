@@ -76,6 +76,12 @@ public final class FrontendQueue implements AutoCloseable {
         seen = 0;
     }
 
+    /** The rings as a guest resumed at {@code index} has them (avail and used idx there); see DriverQueue. */
+    public void resumeAt(int index) {
+        driver().resumeAt(index);
+        seen = index & 0xFFFF;
+    }
+
     public RingLayout layout() {
         return layout;
     }

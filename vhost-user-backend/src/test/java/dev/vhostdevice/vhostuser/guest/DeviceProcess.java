@@ -51,6 +51,11 @@ public final class DeviceProcess implements AutoCloseable {
         return socket;
     }
 
+    /** The back-end's process id (for /proc: its fds and threads). */
+    public long pid() {
+        return process.pid();
+    }
+
     public boolean isAlive() {
         return process.isAlive();
     }

@@ -31,6 +31,15 @@ class PayloadCodecTest {
     }
 
     @Test
+    void theVringIndexOfAShortBodyIsZeroAndAnAckIsItsU64() {
+        MemorySegment state = MemorySegment.ofArray(MiniFrontend.le(8).putInt(7).putInt(65534).array());
+        assertEquals(7, PayloadCodec.decodeVringIndex(state, 8));
+        assertEquals(7, PayloadCodec.decodeVringIndex(state, 4));
+        assertEquals(0, PayloadCodec.decodeVringIndex(state, 3), "no index in a 3-byte body");
+        assertEquals(0x1_0000_0002L, PayloadCodec.decodeU64(MemorySegment.ofArray(MiniFrontend.u64(0x1_0000_0002L))));
+    }
+
+    @Test
     void memoryTableSizeMustMatchItsRegionCount() {
         byte[] oneRegionClaimingTwo = MiniFrontend.le(40).putInt(2).putInt(0).putLong(0).putLong(4096).putLong(0).putLong(0).array();
         ProtocolException e = assertThrows(ProtocolException.class, () -> decode(FrontendRequest.SET_MEM_TABLE, oneRegionClaimingTwo));

@@ -284,6 +284,20 @@ public final class DriverQueue {
 
     // ------------------------------------------------------------------------------------ raw access
 
+    /**
+     * Makes these (idle) rings look as a resumed guest's do at {@code index}: available and used index both at
+     * it, the driver's next expected used entry and used_event there too (e.g. after a migration at that index).
+     */
+    public void resumeAt(int index) {
+        int at = index & 0xFFFF;
+        availIdx = at;
+        lastSeenUsed = at;
+        availAtLastKick = at;
+        U16_ORDERED.setRelease(availRing, (long) AVAIL_IDX, (short) at);
+        U16_ORDERED.setRelease(usedRing, (long) USED_IDX, (short) at);
+        setUsedEvent(at);
+    }
+
     /** The available index the driver has published. */
     public int availIdx() {
         return availIdx;

@@ -191,8 +191,8 @@ final class SeedCorpus {
         d.add(writable(s.abs(0x1100), 0x10));
         d.add(writable(s.abs(0x7100), 0x10));
         return s.ops(pop(), write(0, 8), remap(0), pop(), used(0), remap(1), pop(), read(0, 4), used(0),
-                        remap(2), pop(), used(0), hasAvailable(), reset(1), pop())
-                .expect("broken RINGS_OUT_OF_RANGE");
+                        remap(2), pop(), used(0), hasAvailable(), remap(0), pop(), used(0), reset(1), pop())
+                .expect("remap 2 ready=false parked");
     }
 
     static Scenario loop(String name, boolean indirect) {

@@ -73,6 +73,8 @@ final class WalkerHarness {
     private static final class Model {
         int maxSize;
         boolean ready;
+        /** Started with its rings outside the current memory (after a remap). */
+        boolean parked;
         QueueFault fault;
         int size;
         long desc;
@@ -91,6 +93,7 @@ final class WalkerHarness {
 
         void reset() {
             ready = false;
+            parked = false;
             fault = null;
             size = maxSize;
             desc = avail = used = 0;
@@ -255,6 +258,7 @@ final class WalkerHarness {
             queue.activate(currentMemory);
             check(fits, "activate accepted rings outside guest memory");
             m.ready = true;
+            m.parked = false;
             m.shadow = m.nextAvail;
             m.regions = current;
             trace.add("activated");
@@ -614,6 +618,7 @@ final class WalkerHarness {
         boolean wasReady = m.ready;
         queue.stop();
         m.ready = false;
+        m.parked = false;
         QueueState restored = s.given() ? new QueueState(s.nextAvail(), s.nextUsed(), s.eventIdx()) : state;
         try {
             queue.restore(restored);
@@ -643,25 +648,28 @@ final class WalkerHarness {
         currentMemory = GuestMemory.of(current);
         byte[][] before = snapshot();
         flights.forEach(f -> f.stale = true); // the device must not touch buffers of the old table
-        if (m.ready) {
+        if (m.ready || m.parked) {
             int n = m.size;
             boolean fits = ringFits(m.desc, 16L * n) && ringFits(m.avail, 6L + 2L * n) && ringFits(m.used, 6L + 8L * n);
+            // Rings outside the new table park the queue (position and in-flight heads kept); a table that holds
+            // them again resumes it.
+            m.ready = fits;
+            m.parked = !fits;
             if (fits) {
                 m.shadow = m.nextAvail;
                 m.regions = current;
-            } else {
-                m.ready = false;
-                m.fault = QueueFault.RINGS_OUT_OF_RANGE;
             }
         }
-        queue.remap(currentMemory);
+        boolean ready = queue.remap(currentMemory);
+        check(ready == m.ready, "remap returned " + ready + ", model " + m.ready);
         expectChanges(before, Map.of());
-        trace.add("remap " + r.mode() + " ready=" + m.ready);
+        trace.add("remap " + r.mode() + " ready=" + m.ready + (m.parked ? " parked" : ""));
     }
 
     private void checkState(int index, String what) {
         try {
             check(queue.isReady() == m.ready, "ready " + queue.isReady() + ", model " + m.ready);
+            check(queue.isParked() == m.parked, "parked " + queue.isParked() + ", model " + m.parked);
             check(queue.fault() == m.fault, "fault " + queue.fault() + ", model " + m.fault);
             check(queue.isBroken() == (m.fault != null), "isBroken");
             check(queue.nextAvail() == m.nextAvail, "nextAvail " + queue.nextAvail() + ", model " + m.nextAvail);
