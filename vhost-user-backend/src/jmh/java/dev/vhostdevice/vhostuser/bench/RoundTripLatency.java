@@ -184,10 +184,12 @@ public final class RoundTripLatency {
     private static void run(Workload workload, Path socket, int requests, long pid, String label) throws Exception {
         try (TestFrontend frontend = TestFrontend.connect(socket); Arena arena = Arena.ofConfined()) {
             frontend.ram();
-            frontend.negotiateLikeQemu10(workload.qemuDevice());
+            TestFrontend.Negotiation negotiation = frontend.negotiateLikeQemu10(workload.qemuDevice());
             workload.prepare(frontend);
             FrontendQueue queue = frontend.queue(workload.queue());
             DriverQueue driver = queue.driver();
+            // The driver follows avail_event and used_event as Linux's does when EVENT_IDX was negotiated.
+            driver.setEventIdx((negotiation.features() & TestFrontend.F_EVENT_IDX) != 0);
             queue.takeCalls(); // the start-up kick's scan answers nothing, but be sure no call is pending
             int epoll = LINUX.epollCreate();
             try {
@@ -239,6 +241,8 @@ public final class RoundTripLatency {
         }
         // As Linux's driver with callbacks enabled: interrupt me at the next completion (EVENT_IDX).
         driver.setUsedEvent(driver.usedIdx());
+        // Linux's virtqueue_enable_cb: a full barrier between used_event and the next look at the used ring.
+        java.lang.invoke.VarHandle.fullFence();
         workload.check(used);
         return kick;
     }

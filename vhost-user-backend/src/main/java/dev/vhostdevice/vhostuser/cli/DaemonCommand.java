@@ -30,6 +30,7 @@ public abstract class DaemonCommand {
     public static final int EXIT_FAILURE = 1;
 
     protected final SocketOptions sockets = new SocketOptions();
+    protected final WorkerOptions workers = new WorkerOptions();
 
     private final OptionParser parser;
     private final List<VhostUserServer> servers = new ArrayList<>();
@@ -41,9 +42,10 @@ public abstract class DaemonCommand {
      * @param options     the device's own options; the socket options, help and version come with every daemon
      */
     protected DaemonCommand(String name, String description, Option... options) {
-        List<Option> all = new ArrayList<>(SocketOptions.OPTIONS.size() + options.length);
+        List<Option> all = new ArrayList<>(SocketOptions.OPTIONS.size() + WorkerOptions.OPTIONS.size() + options.length);
         all.addAll(SocketOptions.OPTIONS);
         all.addAll(List.of(options));
+        all.addAll(WorkerOptions.OPTIONS);
         this.parser = new OptionParser(name, description, all);
     }
 
@@ -77,6 +79,7 @@ public abstract class DaemonCommand {
         ParsedArgs parsed = parser.parse(args);
         if (!parsed.isSet(OptionParser.HELP) && !parsed.isSet(OptionParser.VERSION)) {
             sockets.read(parsed);
+            workers.read(parsed);
             configure(parsed);
         }
         return parsed;
@@ -94,7 +97,7 @@ public abstract class DaemonCommand {
         try {
             for (int i = 0; i < paths.size(); i++) {
                 synchronized (servers) {
-                    servers.add(VhostUserServer.start(paths.get(i), factories.get(i)));
+                    servers.add(VhostUserServer.start(paths.get(i), factories.get(i), workers.tuning()));
                 }
             }
         } catch (Exception e) {

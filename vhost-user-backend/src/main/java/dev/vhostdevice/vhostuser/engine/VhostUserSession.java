@@ -68,6 +68,12 @@ public final class VhostUserSession implements AutoCloseable {
 
     public VhostUserSession(Linux linux, MemoryMapper mapper, RegionMapper regionMapper, VirtioDevice device,
                             int socket, String name) throws ErrnoException {
+        this(linux, mapper, regionMapper, device, socket, name, WorkerTuning.SLEEPING);
+    }
+
+    /** With the worker polling and placed as {@code tuning} says. */
+    public VhostUserSession(Linux linux, MemoryMapper mapper, RegionMapper regionMapper, VirtioDevice device,
+                            int socket, String name, WorkerTuning tuning) throws ErrnoException {
         this.linux = linux;
         this.mapper = mapper;
         this.regionMapper = regionMapper;
@@ -84,7 +90,7 @@ public final class VhostUserSession implements AutoCloseable {
                 vrings[i] = new Vring(i, device.maxQueueSize(), notifier);
             }
             this.rings = new RingControl(this);
-            this.worker = new Worker(linux, name + "-worker", rings);
+            this.worker = new Worker(linux, name + "-worker", rings, tuning);
         } catch (ErrnoException | RuntimeException | LinkageError e) {
             channel.close();
             throw e;

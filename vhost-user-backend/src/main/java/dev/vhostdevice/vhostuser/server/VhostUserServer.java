@@ -4,6 +4,7 @@ import dev.vhostdevice.vhostuser.device.DeviceFactory;
 import dev.vhostdevice.vhostuser.device.VirtioDevice;
 import dev.vhostdevice.vhostuser.engine.FdRegionMapper;
 import dev.vhostdevice.vhostuser.engine.VhostUserSession;
+import dev.vhostdevice.vhostuser.engine.WorkerTuning;
 import dev.vhostdevice.vhostuser.sys.Linux;
 import dev.vhostdevice.virtqueue.memory.Errno;
 import dev.vhostdevice.virtqueue.memory.ErrnoException;
@@ -29,31 +30,45 @@ public final class VhostUserServer implements AutoCloseable {
     private final DeviceFactory factory;
     private final Linux linux;
     private final MemoryMapper mapper;
+    private final WorkerTuning tuning;
     private final int listenFd;
     private final Thread thread;
     private final AtomicInteger connections = new AtomicInteger();
     private volatile VhostUserSession current;
     private volatile boolean closing;
 
-    private VhostUserServer(Path path, DeviceFactory factory, Linux linux, MemoryMapper mapper) throws IOException {
+    private VhostUserServer(Path path, DeviceFactory factory, Linux linux, MemoryMapper mapper, WorkerTuning tuning)
+            throws IOException {
         this.path = path;
         this.factory = factory;
         this.linux = linux;
         this.mapper = mapper;
+        this.tuning = tuning;
         removeStaleSocket(path);
         this.listenFd = linux.listenUnix(path, 1);
         this.thread = Thread.ofPlatform().name("vhost-user " + path.getFileName()).unstarted(this::acceptLoop);
     }
 
-    /** Listens on {@code path} and serves front-ends there until closed. */
+    /** Listens on {@code path} and serves front-ends there until closed; workers sleep between kicks. */
     public static VhostUserServer start(Path path, DeviceFactory factory) throws IOException {
-        return start(path, factory, Linux.system(), MemoryMapper.system());
+        return start(path, factory, WorkerTuning.SLEEPING);
+    }
+
+    /** Same, with the workers polling and placed as {@code tuning} says (the daemons' --poll-us, --worker-cpus). */
+    public static VhostUserServer start(Path path, DeviceFactory factory, WorkerTuning tuning) throws IOException {
+        return start(path, factory, Linux.system(), MemoryMapper.system(), tuning);
     }
 
     /** Same, over substitute native seams. */
     public static VhostUserServer start(Path path, DeviceFactory factory, Linux linux, MemoryMapper mapper)
             throws IOException {
-        VhostUserServer server = new VhostUserServer(path, factory, linux, mapper);
+        return start(path, factory, linux, mapper, WorkerTuning.SLEEPING);
+    }
+
+    /** Same, over substitute native seams, with worker tuning. */
+    public static VhostUserServer start(Path path, DeviceFactory factory, Linux linux, MemoryMapper mapper,
+                                        WorkerTuning tuning) throws IOException {
+        VhostUserServer server = new VhostUserServer(path, factory, linux, mapper, tuning);
         server.thread.start();
         return server;
     }
@@ -131,7 +146,7 @@ public final class VhostUserServer implements AutoCloseable {
         }
         VhostUserSession session;
         try {
-            session = new VhostUserSession(linux, mapper, new FdRegionMapper(mapper), device, socket, name);
+            session = new VhostUserSession(linux, mapper, new FdRegionMapper(mapper), device, socket, name, tuning);
         } catch (ErrnoException | RuntimeException | LinkageError e) {
             // The session closed the socket itself (closing it here again could hit a reused fd number).
             LOG.error("{}: cannot start the session: {}", name, e.toString());

@@ -166,7 +166,8 @@ class OptionParserTest {
                 Try 'vhost-device-echo --help' for more information.
                 """, err.toString(StandardCharsets.UTF_8));
         String printed = out.toString(StandardCharsets.UTF_8);
-        assertTrue(printed.startsWith("Usage: vhost-device-echo [-hV] [-c=N] -s=PATH\nEcho test device.\n"), printed);
+        assertTrue(printed.startsWith("Usage: vhost-device-echo [-hV] [-c=N] [--poll-us=US] -s=PATH\n"
+                + "                         [--worker-cpus=LIST]\nEcho test device.\n"), printed);
         assertTrue(printed.contains("vhost-device-echo (development build)\nJava "), printed);
     }
 }
