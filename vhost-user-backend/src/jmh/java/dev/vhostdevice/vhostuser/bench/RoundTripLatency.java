@@ -5,6 +5,7 @@ import dev.vhostdevice.vhostuser.frontend.QemuDevice;
 import dev.vhostdevice.vhostuser.frontend.TestFrontend;
 import dev.vhostdevice.vhostuser.sys.EpollEvents;
 import dev.vhostdevice.vhostuser.sys.Linux;
+import dev.vhostdevice.vhostuser.sys.ThreadPlacement;
 import dev.vhostdevice.virtqueue.testing.DriverQueue;
 import dev.vhostdevice.virtqueue.testing.DriverQueue.Buffer;
 import java.io.IOException;
@@ -31,6 +32,7 @@ import java.util.Locale;
 public final class RoundTripLatency {
     private static final Linux LINUX = Linux.system();
     private static final long TIMEOUT_NANOS = 5_000_000_000L;
+    private static final long WARMUP_NANOS = 3_000_000_000L;
 
     /** One kind of request: set up once, then one round trip per call. */
     interface Workload {
@@ -152,6 +154,7 @@ public final class RoundTripLatency {
         Path jar = Path.of(args[1]);
         int requests = Integer.parseInt(args[2]);
         List<String> daemonArgs = List.of(args).subList(3, args.length);
+        String label = String.join(" ", daemonArgs);
         Path dir = Files.createTempDirectory("latency");
         Path socket = dir.resolve(args[0] + ".sock");
         List<String> command = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
@@ -160,8 +163,14 @@ public final class RoundTripLatency {
         Process daemon = new ProcessBuilder(command).redirectErrorStream(true)
                 .redirectOutput(dir.resolve("daemon.log").toFile()).start();
         try {
+            String clientCpus = System.getProperty("latency.clientCpus", "");
+            if (!clientCpus.isEmpty()) {
+                // After the daemon started, so it does not inherit the front-end's placement.
+                ThreadPlacement.pinCurrentThread(Arrays.stream(clientCpus.split(",")).mapToInt(Integer::parseInt).toArray());
+                label = label + " client@" + clientCpus;
+            }
             awaitSocket(socket, daemon);
-            run(workload, socket, requests, daemon.pid(), String.join(" ", daemonArgs));
+            run(workload, socket, requests, daemon.pid(), label);
         } finally {
             daemon.destroy();
             daemon.waitFor();
@@ -196,11 +205,13 @@ public final class RoundTripLatency {
                 LINUX.epollAdd(epoll, queue.callFd(), Linux.EPOLLIN, 0);
                 EpollEvents ready = new EpollEvents(1, arena);
                 long[] micros = new long[requests];
-                int warmup = Math.max(1000, requests / 5);
-                for (int i = 0; i < warmup; i++) {
+                // Warm-up: long enough for both JITs to finish compiling the path (the daemon's C2 included).
+                long warmupEnd = System.nanoTime() + WARMUP_NANOS;
+                for (int i = 0; i < 5000 || System.nanoTime() < warmupEnd; i++) {
                     roundTrip(workload, queue, driver, epoll, ready);
                 }
                 long cpuBefore = cpuNanos(pid);
+                java.util.Map<String, Long> threadsBefore = threadCpuNanos(pid);
                 long kicks = 0;
                 for (int i = 0; i < requests; i++) {
                     long start = System.nanoTime();
@@ -208,6 +219,15 @@ public final class RoundTripLatency {
                     micros[i] = System.nanoTime() - start;
                 }
                 long busyCpu = cpuNanos(pid) - cpuBefore;
+                if (Boolean.getBoolean("latency.threads")) {
+                    threadCpuNanos(pid).forEach((thread, nanos) -> {
+                        long delta = nanos - threadsBefore.getOrDefault(thread, 0L);
+                        if (delta > 1_000_000) {
+                            System.out.printf(Locale.ROOT, "  daemon thread %-24s %.1f µs/request%n", thread,
+                                    delta / 1000.0 / requests);
+                        }
+                    });
+                }
                 Thread.sleep(200); // past any poll budget
                 long idleStart = cpuNanos(pid);
                 long idleWall = System.nanoTime();
@@ -261,6 +281,23 @@ public final class RoundTripLatency {
             }
         }
         return total;
+    }
+
+    /** On-CPU ns per thread of {@code pid}, keyed by tid and name. */
+    static java.util.Map<String, Long> threadCpuNanos(long pid) throws IOException {
+        java.util.Map<String, Long> cpu = new java.util.TreeMap<>();
+        try (var tasks = Files.list(Path.of("/proc", Long.toString(pid), "task"))) {
+            for (Path task : tasks.toList()) {
+                try {
+                    String stat = Files.readString(task.resolve("schedstat"));
+                    cpu.put(task.getFileName() + " " + Files.readString(task.resolve("comm")).trim(),
+                            Long.parseLong(stat.substring(0, stat.indexOf(' '))));
+                } catch (IOException | RuntimeException e) {
+                    // a thread that ended meanwhile
+                }
+            }
+        }
+        return cpu;
     }
 
     private static void report(Workload workload, String label, long[] nanos, long kicks, long busyCpu,
