@@ -154,7 +154,8 @@ public final class RoundTripLatency {
         Path jar = Path.of(args[1]);
         int requests = Integer.parseInt(args[2]);
         List<String> daemonArgs = List.of(args).subList(3, args.length);
-        String label = String.join(" ", daemonArgs);
+        String label = (jar.getFileName().toString().startsWith("vhost-device-") ? "" : jar.getFileName() + " ")
+                + String.join(" ", daemonArgs);
         Path dir = Files.createTempDirectory("latency");
         Path socket = dir.resolve(args[0] + ".sock");
         List<String> command = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),

@@ -199,7 +199,9 @@ final class Worker implements AutoCloseable {
                         break;
                     }
                 }
-                Thread.onSpinWait();
+                // sched_yield: on a machine with fewer CPUs than runnable threads (the guest's vCPU and the
+                // front-end's event loop among them) the poller gives way to whoever is waiting for a CPU.
+                Thread.yield();
             }
         } catch (RuntimeException | AssertionError e) {
             LOG.error("{}: error while polling: {}", name, e.toString(), e);
