@@ -152,7 +152,7 @@ final class Worker implements AutoCloseable {
                 if (!waitAndDispatch(ready, -1)) {
                     break;
                 }
-                if (kicked && running) {
+                if (kicked && running && polls()) {
                     pollRings(ready);
                 }
             }
