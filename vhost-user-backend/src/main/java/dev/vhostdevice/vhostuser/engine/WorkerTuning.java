@@ -14,7 +14,7 @@ import java.util.Arrays;
  */
 public record WorkerTuning(long pollNanos, int[] cpus) {
     /** Chosen by measurement on a 2-CPU machine shared with the guest's vCPU (BENCHMARKS.md, "Request latency"). */
-    public static final long DEFAULT_POLL_NANOS = 50_000;
+    public static final long DEFAULT_POLL_NANOS = 0;
     /** A sane bound (a guest that takes this long between requests is not waiting on us; tests use it). */
     public static final long MAX_POLL_NANOS = 1_000_000_000;
     public static final WorkerTuning DEFAULT = new WorkerTuning(DEFAULT_POLL_NANOS, new int[0]);
