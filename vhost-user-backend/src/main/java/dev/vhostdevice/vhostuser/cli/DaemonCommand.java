@@ -97,7 +97,8 @@ public abstract class DaemonCommand {
         try {
             for (int i = 0; i < paths.size(); i++) {
                 synchronized (servers) {
-                    servers.add(VhostUserServer.start(paths.get(i), factories.get(i), workers.tuning()));
+                    servers.add(VhostUserServer.start(paths.get(i), factories.get(i),
+                            sockets.serverOptions().withWorkers(workers.tuning())));
                 }
             }
         } catch (Exception e) {

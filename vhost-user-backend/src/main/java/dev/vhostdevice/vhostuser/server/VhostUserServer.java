@@ -2,12 +2,12 @@ package dev.vhostdevice.vhostuser.server;
 
 import dev.vhostdevice.vhostuser.device.DeviceFactory;
 import dev.vhostdevice.vhostuser.device.VirtioDevice;
-import dev.vhostdevice.vhostuser.engine.FdRegionMapper;
+import dev.vhostdevice.vhostuser.engine.RegionMapper;
 import dev.vhostdevice.vhostuser.engine.VhostUserSession;
-import dev.vhostdevice.vhostuser.engine.WorkerTuning;
 import dev.vhostdevice.vhostuser.sys.Linux;
 import dev.vhostdevice.virtqueue.memory.Errno;
 import dev.vhostdevice.virtqueue.memory.ErrnoException;
+import dev.vhostdevice.virtqueue.memory.AreaMapper;
 import dev.vhostdevice.virtqueue.memory.MemoryMapper;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -30,45 +30,45 @@ public final class VhostUserServer implements AutoCloseable {
     private final DeviceFactory factory;
     private final Linux linux;
     private final MemoryMapper mapper;
-    private final WorkerTuning tuning;
+    private final ServerOptions options;
     private final int listenFd;
     private final Thread thread;
     private final AtomicInteger connections = new AtomicInteger();
     private volatile VhostUserSession current;
     private volatile boolean closing;
 
-    private VhostUserServer(Path path, DeviceFactory factory, Linux linux, MemoryMapper mapper, WorkerTuning tuning)
-            throws IOException {
+    private VhostUserServer(Path path, DeviceFactory factory, Linux linux, MemoryMapper mapper,
+                            ServerOptions options) throws IOException {
         this.path = path;
         this.factory = factory;
         this.linux = linux;
         this.mapper = mapper;
-        this.tuning = tuning;
+        this.options = options;
         removeStaleSocket(path);
         this.listenFd = linux.listenUnix(path, 1);
         this.thread = Thread.ofPlatform().name("vhost-user " + path.getFileName()).unstarted(this::acceptLoop);
     }
 
-    /** Listens on {@code path} and serves front-ends there until closed; workers sleep between kicks. */
+    /** Listens on {@code path} and serves front-ends there until closed. */
     public static VhostUserServer start(Path path, DeviceFactory factory) throws IOException {
-        return start(path, factory, WorkerTuning.SLEEPING);
+        return start(path, factory, ServerOptions.DEFAULTS);
     }
 
-    /** Same, with the workers polling and placed as {@code tuning} says (the daemons' --poll-us, --worker-cpus). */
-    public static VhostUserServer start(Path path, DeviceFactory factory, WorkerTuning tuning) throws IOException {
-        return start(path, factory, Linux.system(), MemoryMapper.system(), tuning);
+    /** Same, with the user's choices. */
+    public static VhostUserServer start(Path path, DeviceFactory factory, ServerOptions options) throws IOException {
+        return start(path, factory, Linux.system(), MemoryMapper.system(), options);
     }
 
     /** Same, over substitute native seams. */
     public static VhostUserServer start(Path path, DeviceFactory factory, Linux linux, MemoryMapper mapper)
             throws IOException {
-        return start(path, factory, linux, mapper, WorkerTuning.SLEEPING);
+        return start(path, factory, linux, mapper, ServerOptions.DEFAULTS);
     }
 
-    /** Same, over substitute native seams, with worker tuning. */
+    /** Same, over substitute native seams, with the user's choices. */
     public static VhostUserServer start(Path path, DeviceFactory factory, Linux linux, MemoryMapper mapper,
-                                        WorkerTuning tuning) throws IOException {
-        VhostUserServer server = new VhostUserServer(path, factory, linux, mapper, tuning);
+                                        ServerOptions options) throws IOException {
+        VhostUserServer server = new VhostUserServer(path, factory, linux, mapper, options);
         server.thread.start();
         return server;
     }
@@ -146,7 +146,8 @@ public final class VhostUserServer implements AutoCloseable {
         }
         VhostUserSession session;
         try {
-            session = new VhostUserSession(linux, mapper, new FdRegionMapper(mapper), device, socket, name, tuning);
+            session = new VhostUserSession(linux, mapper, new RegionMapper(new AreaMapper(mapper, options.xen())), device, socket,
+                    name, options.offerDeviceState(), options.workers());
         } catch (ErrnoException | RuntimeException | LinkageError e) {
             // The session closed the socket itself (closing it here again could hit a reused fd number).
             LOG.error("{}: cannot start the session: {}", name, e.toString());

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.vhostdevice.vhostuser.frontend.FrontendQueue;
 import dev.vhostdevice.vhostuser.frontend.TestFrontend;
 import dev.vhostdevice.vhostuser.protocol.ProtocolFeature;
+import dev.vhostdevice.vhostuser.server.ServerOptions;
 import dev.vhostdevice.vhostuser.server.VhostUserServer;
 import dev.vhostdevice.vhostuser.testkit.EchoDevice;
 import java.lang.management.ManagementFactory;
@@ -33,7 +34,7 @@ class PollingWorkerTest {
 
     private FrontendQueue start(long pollNanos, boolean eventIdx) throws Exception {
         server = VhostUserServer.start(dir.resolve("polling.sock"), EchoDevice::new,
-                new WorkerTuning(pollNanos, new int[0]));
+                ServerOptions.DEFAULTS.withWorkers(new WorkerTuning(pollNanos, new int[0])));
         fe = TestFrontend.connect(server.socketPath()).timeout(WAIT);
         fe.negotiate(true, ProtocolFeature.REPLY_ACK.mask(), 1);
         if (!eventIdx) {
