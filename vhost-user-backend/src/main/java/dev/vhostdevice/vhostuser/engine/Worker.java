@@ -178,7 +178,7 @@ final class Worker implements AutoCloseable {
         return true;
     }
 
-    /** Polls until the rings have been empty for the budget, then ends polling. Spins; never sleeps. */
+    /** Polls until the rings have been empty for the budget, then ends polling; yields between looks, never sleeps. */
     private void pollRings(EpollEvents ready) {
         kicked = false;
         long budget = tuning.pollNanos();
