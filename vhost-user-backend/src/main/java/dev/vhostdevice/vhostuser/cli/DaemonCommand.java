@@ -32,6 +32,7 @@ public abstract class DaemonCommand {
     protected final SocketOptions sockets = new SocketOptions();
     protected final WorkerOptions workers = new WorkerOptions();
 
+    private final boolean socketOptions;
     private final OptionParser parser;
     private final List<VhostUserServer> servers = new ArrayList<>();
     private final CountDownLatch stopped = new CountDownLatch(1);
@@ -42,8 +43,19 @@ public abstract class DaemonCommand {
      * @param options     the device's own options; the socket options, help and version come with every daemon
      */
     protected DaemonCommand(String name, String description, Option... options) {
+        this(name, description, true, options);
+    }
+
+    /**
+     * @param socketOptions false for a daemon that names its sockets in its own options (vsock's {@code --vm}):
+     *                      no {@code -s}/{@code -c}, and it overrides {@link #socketPaths()}
+     */
+    protected DaemonCommand(String name, String description, boolean socketOptions, Option... options) {
+        this.socketOptions = socketOptions;
         List<Option> all = new ArrayList<>(SocketOptions.OPTIONS.size() + WorkerOptions.OPTIONS.size() + options.length);
-        all.addAll(SocketOptions.OPTIONS);
+        if (socketOptions) {
+            all.addAll(SocketOptions.OPTIONS);
+        }
         all.addAll(List.of(options));
         all.addAll(WorkerOptions.OPTIONS);
         this.parser = new OptionParser(name, description, all);
@@ -60,6 +72,11 @@ public abstract class DaemonCommand {
 
     /** The factory for the device behind socket {@code socketIndex} (0-based). Validate options here. */
     protected abstract DeviceFactory deviceFactory(int socketIndex) throws Exception;
+
+    /** The sockets to serve, one server (and device factory) each; by default from the socket options. */
+    protected List<Path> socketPaths() {
+        return sockets.socketPaths();
+    }
 
     /** The {@code --version} lines: from the jar's manifest. */
     protected List<String> version() {
@@ -78,7 +95,9 @@ public abstract class DaemonCommand {
     public final ParsedArgs parseArgs(String... args) {
         ParsedArgs parsed = parser.parse(args);
         if (!parsed.isSet(OptionParser.HELP) && !parsed.isSet(OptionParser.VERSION)) {
-            sockets.read(parsed);
+            if (socketOptions) {
+                sockets.read(parsed);
+            }
             workers.read(parsed);
             configure(parsed);
         }
@@ -87,7 +106,7 @@ public abstract class DaemonCommand {
 
     /** Starts a server on every socket and waits until {@link #stop()}; call after {@link #parseArgs}. */
     public void serve() throws Exception {
-        List<Path> paths = sockets.socketPaths();
+        List<Path> paths = socketPaths();
         List<DeviceFactory> factories = new ArrayList<>(paths.size());
         for (int i = 0; i < paths.size(); i++) {
             factories.add(deviceFactory(i));
