@@ -30,6 +30,7 @@ public abstract class DaemonCommand {
     public static final int EXIT_FAILURE = 1;
 
     protected final SocketOptions sockets = new SocketOptions();
+    protected final WorkerOptions workers = new WorkerOptions();
 
     private final boolean socketOptions;
     private final OptionParser parser;
@@ -51,11 +52,12 @@ public abstract class DaemonCommand {
      */
     protected DaemonCommand(String name, String description, boolean socketOptions, Option... options) {
         this.socketOptions = socketOptions;
-        List<Option> all = new ArrayList<>(SocketOptions.OPTIONS.size() + options.length);
+        List<Option> all = new ArrayList<>(SocketOptions.OPTIONS.size() + WorkerOptions.OPTIONS.size() + options.length);
         if (socketOptions) {
             all.addAll(SocketOptions.OPTIONS);
         }
         all.addAll(List.of(options));
+        all.addAll(WorkerOptions.OPTIONS);
         this.parser = new OptionParser(name, description, all);
     }
 
@@ -96,6 +98,7 @@ public abstract class DaemonCommand {
             if (socketOptions) {
                 sockets.read(parsed);
             }
+            workers.read(parsed);
             configure(parsed);
         }
         return parsed;
@@ -113,7 +116,8 @@ public abstract class DaemonCommand {
         try {
             for (int i = 0; i < paths.size(); i++) {
                 synchronized (servers) {
-                    servers.add(VhostUserServer.start(paths.get(i), factories.get(i), sockets.serverOptions()));
+                    servers.add(VhostUserServer.start(paths.get(i), factories.get(i),
+                            sockets.serverOptions().withWorkers(workers.tuning())));
                 }
             }
         } catch (Exception e) {

@@ -29,6 +29,8 @@ public final class DeviceQueue {
     private final int[] slotOfHead;
     private int popsThisRound;
     private boolean inService;
+    /** While polling: the device left available chains in the ring (a rate limit); not polled again until endPoll. */
+    private boolean pollHeld;
     private boolean reportedBroken;
 
     public DeviceQueue(int index, VirtQueue queue, QueueNotifier notifier) {
@@ -177,17 +179,60 @@ public final class DeviceQueue {
                 again = queue.isReady() && queue.enableNotification() && popsThisRound > 0;
             } while (again);
         } catch (RuntimeException e) {
-            LOG.error("queue {}: device failed, completing {} popped chain(s) with 0 bytes: {}", index, poppedCount,
-                    e.toString(), e);
-            completeAbandoned();
-            if (queue.isReady()) {
-                queue.enableNotification();
-            }
+            abandon(e);
         } finally {
             inService = false;
             poppedCount = 0;
         }
         afterCallback();
+    }
+
+    /**
+     * Polling (the runner spins on the available ring for a while after a batch instead of sleeping): runs the
+     * device over what is available and notifies the driver for it, but leaves driver notifications off, so a
+     * driver that publishes while the runner polls does not kick. Returns whether the device popped a chain
+     * (false too when nothing was available, the queue is not ready, or the device is holding back, as a
+     * rate limit does). A runner that polls must end with {@link #endPoll} before it sleeps.
+     */
+    public boolean poll(VirtioDevice device) {
+        if (pollHeld || !queue.isReady() || !queue.hasAvailable()) {
+            return false;
+        }
+        inService = true;
+        poppedCount = 0;
+        popsThisRound = 0;
+        try {
+            queue.disableNotification();
+            device.handleQueue(this);
+        } catch (RuntimeException e) {
+            abandon(e);
+        } finally {
+            inService = false;
+            poppedCount = 0;
+        }
+        afterCallback();
+        pollHeld = popsThisRound == 0;
+        return !pollHeld;
+    }
+
+    /**
+     * Ends polling before the runner sleeps: notifications on again, and whatever the driver published
+     * meanwhile (without kicking) served as {@link #service} does.
+     */
+    public void endPoll(VirtioDevice device) {
+        pollHeld = false;
+        if (queue.isReady() && queue.enableNotification()) {
+            service(device);
+        }
+    }
+
+    private void abandon(RuntimeException e) {
+        LOG.error("queue {}: device failed, completing {} popped chain(s) with 0 bytes: {}", index, poppedCount,
+                e.toString(), e);
+        completeAbandoned();
+        if (queue.isReady()) {
+            queue.enableNotification();
+        }
     }
 
     /** After any device callback: one notification if wanted, and a broken queue reported once. */

@@ -74,12 +74,16 @@ public final class VhostUserSession implements AutoCloseable {
     /** {@code offerDeviceState}: offer DEVICE_STATE if the device can save state (see {@link FeatureOffer}). */
     public VhostUserSession(Linux linux, MemoryMapper mapper, RegionMapper regionMapper, VirtioDevice device,
                             int socket, String name, boolean offerDeviceState) throws ErrnoException {
-        this(linux, mapper, regionMapper, device, socket, name, offerDeviceState, true);
+        this(linux, mapper, regionMapper, device, socket, name, offerDeviceState, true, WorkerTuning.SLEEPING);
     }
 
-    /** {@code packedRing}: offer VIRTIO_F_RING_PACKED (packed virtqueues; see {@link FeatureOffer}). */
+    /**
+     * {@code packedRing}: offer VIRTIO_F_RING_PACKED (packed virtqueues; see {@link FeatureOffer}); {@code tuning}:
+     * how the worker polls and where it runs.
+     */
     public VhostUserSession(Linux linux, MemoryMapper mapper, RegionMapper regionMapper, VirtioDevice device,
-                            int socket, String name, boolean offerDeviceState, boolean packedRing)
+                            int socket, String name, boolean offerDeviceState, boolean packedRing,
+                            WorkerTuning tuning)
             throws ErrnoException {
         this.linux = linux;
         this.mapper = mapper;
@@ -97,7 +101,7 @@ public final class VhostUserSession implements AutoCloseable {
                 vrings[i] = new Vring(i, device.maxQueueSize(), notifier);
             }
             this.rings = new RingControl(this);
-            this.worker = new Worker(linux, name + "-worker", rings);
+            this.worker = new Worker(linux, name + "-worker", rings, tuning);
         } catch (ErrnoException | RuntimeException | LinkageError e) {
             channel.close();
             throw e;

@@ -2,6 +2,7 @@ package dev.vhostdevice.vhostuser.engine;
 
 import dev.vhostdevice.vhostuser.sys.EpollEvents;
 import dev.vhostdevice.vhostuser.sys.Linux;
+import dev.vhostdevice.vhostuser.sys.ThreadPlacement;
 import dev.vhostdevice.virtqueue.memory.ErrnoException;
 import java.lang.foreign.Arena;
 import java.util.concurrent.Callable;
@@ -19,6 +20,11 @@ import org.slf4j.LoggerFactory;
  * host fds and its own wake-up eventfd. Everything that touches queues runs here: kicks, device callbacks,
  * and the control thread's changes, which it hands over with {@link #call} (the quiesce handshake: when the
  * task runs, the worker is between device callbacks and holds no chain of an old memory mapping).
+ *
+ * <p>With a poll budget ({@link WorkerTuning#pollNanos()}) the worker does not go back to sleep right after
+ * serving a kick: it polls the available rings ({@link Events#poll}) until they have been empty for the budget,
+ * looking at its epoll set every {@link #EPOLL_CHECK_NANOS} so host fds and control tasks are not held up,
+ * then ends the polling ({@link Events#endPoll}, notifications back on) and sleeps in epoll.
  */
 final class Worker implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(Worker.class);
@@ -30,6 +36,8 @@ final class Worker implements AutoCloseable {
     static final int KIND_BACKEND = 3;
     /** How long a control task may wait for the worker to take it up (a device callback to return). */
     static final long CALL_TIMEOUT_MILLIS = 10_000;
+    /** While polling, how often the worker looks for other events (one epoll_wait with timeout 0). */
+    static final long EPOLL_CHECK_NANOS = 10_000;
 
     /** What the worker dispatches to. */
     interface Events {
@@ -40,6 +48,14 @@ final class Worker implements AutoCloseable {
 
         /** The back-end channel socket is readable or hung up (a receive tells which). */
         void backendChannel();
+        /** Polling: serves chains the driver published without a kick; true if a device popped any. */
+        default boolean poll() {
+            return false;
+        }
+
+        /** Polling ends: notifications back on, and whatever arrived meanwhile served. */
+        default void endPoll() {
+        }
     }
 
     private final Linux linux;
@@ -50,18 +66,32 @@ final class Worker implements AutoCloseable {
     private final ConcurrentLinkedQueue<FutureTask<?>> tasks = new ConcurrentLinkedQueue<>();
     private final Thread thread;
     private final long callTimeoutMillis;
+    private final WorkerTuning tuning;
     private volatile boolean running = true;
+    /** A kick was served since the worker last polled: worth polling for the next request. */
+    private boolean kicked;
 
     Worker(Linux linux, String name, Events events) throws ErrnoException {
-        this(linux, name, events, CALL_TIMEOUT_MILLIS);
+        this(linux, name, events, CALL_TIMEOUT_MILLIS, WorkerTuning.SLEEPING);
     }
 
     /** With another {@link #call} timeout (tests). */
     Worker(Linux linux, String name, Events events, long callTimeoutMillis) throws ErrnoException {
+        this(linux, name, events, callTimeoutMillis, WorkerTuning.SLEEPING);
+    }
+
+    /** Polling and placed as {@code tuning} says. */
+    Worker(Linux linux, String name, Events events, WorkerTuning tuning) throws ErrnoException {
+        this(linux, name, events, CALL_TIMEOUT_MILLIS, tuning);
+    }
+
+    private Worker(Linux linux, String name, Events events, long callTimeoutMillis, WorkerTuning tuning)
+            throws ErrnoException {
         this.callTimeoutMillis = callTimeoutMillis;
         this.linux = linux;
         this.name = name;
         this.events = events;
+        this.tuning = tuning;
         this.epollFd = linux.epollCreate();
         int wake;
         try {
@@ -81,6 +111,11 @@ final class Worker implements AutoCloseable {
 
     void start() {
         thread.start();
+    }
+
+    /** Whether the worker polls after a kick (kicks are then served with {@link Events#poll} semantics). */
+    boolean polls() {
+        return tuning.pollNanos() > 0;
     }
 
     boolean isWorkerThread() {
@@ -171,23 +206,87 @@ final class Worker implements AutoCloseable {
     }
 
     private void loop() {
+        place();
         try (Arena arena = Arena.ofConfined()) {
             EpollEvents ready = new EpollEvents(64, arena);
             while (running) {
-                int n;
-                try {
-                    n = linux.epollWait(epollFd, ready, -1);
-                } catch (ErrnoException e) {
-                    LOG.error("{}: epoll_wait failed, worker stops: {}", name, e.getMessage());
+                if (!waitAndDispatch(ready, -1)) {
                     break;
                 }
-                for (int i = 0; i < n && running; i++) {
-                    dispatch(ready.data(i), ready.events(i));
+                if (kicked && running && polls()) {
+                    pollRings(ready);
                 }
             }
         } finally {
             // Whoever still waits gets the task run here rather than a hang.
             runTasks();
+        }
+    }
+
+    /** One epoll_wait and the dispatch of what it returned; false if epoll failed (the worker stops). */
+    private boolean waitAndDispatch(EpollEvents ready, int timeoutMillis) {
+        int n;
+        try {
+            n = linux.epollWait(epollFd, ready, timeoutMillis);
+        } catch (ErrnoException e) {
+            LOG.error("{}: epoll_wait failed, worker stops: {}", name, e.getMessage());
+            running = false;
+            return false;
+        }
+        for (int i = 0; i < n && running; i++) {
+            dispatch(ready.data(i), ready.events(i));
+        }
+        return true;
+    }
+
+    /** Polls until the rings have been empty for the budget, then ends polling; yields between looks, never sleeps. */
+    private void pollRings(EpollEvents ready) {
+        kicked = false;
+        long budget = tuning.pollNanos();
+        long lastWork = System.nanoTime();
+        long nextCheck = lastWork + EPOLL_CHECK_NANOS;
+        try {
+            while (running) {
+                boolean served = events.poll();
+                long now = System.nanoTime();
+                if (served) {
+                    lastWork = now;
+                } else if (now - lastWork >= budget) {
+                    break;
+                }
+                if (now - nextCheck >= 0) {
+                    nextCheck = now + EPOLL_CHECK_NANOS;
+                    if (!waitAndDispatch(ready, 0)) {
+                        break;
+                    }
+                }
+                // sched_yield: on a machine with fewer CPUs than runnable threads (the guest's vCPU and the
+                // front-end's event loop among them) the poller gives way to whoever is waiting for a CPU.
+                Thread.yield();
+            }
+        } catch (RuntimeException | AssertionError e) {
+            LOG.error("{}: error while polling: {}", name, e.toString(), e);
+        } finally {
+            kicked = false;
+            try {
+                events.endPoll();
+            } catch (RuntimeException | AssertionError e) {
+                LOG.error("{}: error ending polling: {}", name, e.toString(), e);
+            }
+        }
+    }
+
+    /** Applies the CPU placement from the worker thread itself. */
+    private void place() {
+        int[] cpus = tuning.cpus();
+        if (cpus.length == 0) {
+            return;
+        }
+        try {
+            ThreadPlacement.pinCurrentThread(cpus);
+        } catch (ErrnoException | RuntimeException e) {
+            LOG.error("{}: cannot place the worker on CPUs {}: {}", name, java.util.Arrays.toString(cpus),
+                    e.getMessage());
         }
     }
 
@@ -200,7 +299,10 @@ final class Worker implements AutoCloseable {
                     linux.readEventfd(wakeFd);
                     runTasks();
                 }
-                case KIND_KICK -> events.kick(value, readyEvents);
+                case KIND_KICK -> {
+                    kicked = true;
+                    events.kick(value, readyEvents);
+                }
                 case KIND_HOST -> events.hostFd(value, readyEvents);
                 case KIND_BACKEND -> events.backendChannel();
                 default -> LOG.error("{}: unknown epoll token 0x{}", name, Long.toHexString(data));
