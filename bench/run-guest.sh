@@ -6,9 +6,10 @@
 #   -c CMD          shell command the guest runs (busybox sh, cwd /tmp, stdin /dev/null, stderr merged)
 #   -s FILE         script file the guest runs instead of -c
 #   -f SRC[:DST]    copy a host file into the guest (default DST /bench/files/<name>); repeatable
-#   -u DEV=SOCK     add a vhost-user device: DEV is rng, i2c, gpio or vsock, SOCK the back-end's listening
-#                   socket; expands to "-chardev socket,id=vuN,path=SOCK[,reconnect] -device vhost-user-DEV-pci,
-#                   chardev=vuN". Repeatable.
+#   -u DEV=SOCK[,OPTS]  add a vhost-user device: DEV is rng, i2c, gpio or vsock, SOCK the back-end's
+#                   listening socket, OPTS device properties appended to -device (e.g. packed=on for a packed
+#                   virtqueue); expands to "-chardev socket,id=vuN,path=SOCK[,reconnect] -device
+#                   vhost-user-DEV-pci,chardev=vuN[,OPTS]". Repeatable.
 #   -r SECONDS      with -u: add the chardev reconnect option (QEMU 7.2: reconnect=S, QEMU 10: reconnect-ms=S*1000).
 #                   Observed: both versions then fail at start for rng/i2c/vsock (the chardev connects
 #                   asynchronously, the device finds no connection); 7.2 rng even aborts. Kept for gpio (7.2
@@ -93,11 +94,13 @@ i=0
 for spec in "${VU[@]}"; do
   dev=${spec%%=*} sock=${spec#*=}
   [[ $spec == *=* && $dev =~ ^(rng|i2c|gpio|vsock)$ ]] || die "-u wants DEV=SOCK with DEV rng, i2c, gpio or vsock (got '$spec')"
+  opts=
+  if [[ $sock == *,* ]]; then opts=,${sock#*,} sock=${sock%%,*}; fi
   rc=
   if [[ -n $RECONNECT ]]; then
     if [[ $QEMU == "$QEMU72" ]]; then rc=,reconnect=$RECONNECT; else rc=,reconnect-ms=$((RECONNECT * 1000)); fi
   fi
-  EXTRA+=(-chardev "socket,id=vu$i,path=$sock$rc" -device "vhost-user-$dev-pci,chardev=vu$i")
+  EXTRA+=(-chardev "socket,id=vu$i,path=$sock$rc" -device "vhost-user-$dev-pci,chardev=vu$i$opts")
   i=$((i + 1))
 done
 

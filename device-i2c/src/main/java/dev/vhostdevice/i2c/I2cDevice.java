@@ -216,11 +216,11 @@ public final class I2cDevice implements VirtioDevice {
      * take one descriptor, as the Linux driver's are.
      */
     private boolean stranded(DeviceQueue queue) {
-        int size = queue.splitQueue().size();
+        int size = queue.queue().size();
         if (heldCount >= size) {
             return true;
         }
-        if (queue.splitQueue().indirectAllowed()) {
+        if (queue.queue().indirectAllowed()) {
             return false;
         }
         int descriptors = 0;

@@ -9,6 +9,8 @@ import dev.vhostdevice.vhostuser.guest.GuestBench;
 import dev.vhostdevice.vhostuser.guest.GuestBench.Qemu;
 import dev.vhostdevice.vhostuser.guest.GuestResult;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -36,12 +38,31 @@ class I2cGuestIT {
     @ParameterizedTest
     @EnumSource(Qemu.class)
     void busyboxFindsWritesAndReadsTheSimulatedEeprom(Qemu qemu) throws Exception {
+        // Split rings: QEMU 10 takes the packed layout from the offer, packed=on or not, so the switch keeps it off.
+        GuestResult result = toolsWorkOnTheSimulatedEeprom(qemu, List.of("--no-packed-ring"));
+        assertEquals("0", result.value("packed"), result.describe());
+    }
+
+    /** The same with QEMU's {@code packed=on}: the guest drives a packed virtqueue (VIRTIO_F_RING_PACKED). */
+    @ParameterizedTest
+    @EnumSource(Qemu.class)
+    void busyboxFindsWritesAndReadsTheSimulatedEepromOverAPackedRing(Qemu qemu) throws Exception {
+        GuestResult result = toolsWorkOnTheSimulatedEeprom(qemu, List.of(), "packed=on");
+        assertEquals("1", result.value("packed"), "the guest negotiated VIRTIO_F_RING_PACKED: " + result.describe());
+    }
+
+    private GuestResult toolsWorkOnTheSimulatedEeprom(Qemu qemu, List<String> backendArgs, String... properties)
+            throws Exception {
         Path socket = dir.resolve("i2c.sock");
-        try (DeviceProcess backend = DeviceProcess.start(socket, "--socket-path", socket.toString(),
-                "--device-list", "sim:80")) {
+        List<String> args = new ArrayList<>(List.of("--socket-path", socket.toString(), "--device-list", "sim:80"));
+        args.addAll(backendArgs);
+        try (DeviceProcess backend = DeviceProcess.start(socket, args.toArray(String[]::new))) {
             GuestResult result = GuestBench.guest(qemu)
-                    .vhostUser("i2c", socket)
+                    .vhostUser("i2c", socket, properties)
                     .command(FIND_BUS + """
+                            for d in /sys/bus/virtio/devices/*; do
+                              [ "$(cat "$d/device")" = 0x0022 ] && echo "packed=$(cut -c35 "$d/features")"
+                            done
                             i2cdetect -y "$bus" > /tmp/scan || exit 2
                             cat /tmp/scan
                             echo "found=$(tail -n +2 /tmp/scan | cut -c5- | tr -s ' ' '\\n' | grep -E '^([0-9a-f]{2}|UU)$' | tr '\\n' ' ')"
@@ -63,6 +84,7 @@ class I2cGuestIT {
             assertTrue(backend.isAlive(), backend.log());
             assertFalse(backend.log().contains("WARN") || backend.log().contains("ERROR"),
                     "a bus scan and a NACK log nothing: " + backend.log());
+            return result;
         }
     }
 

@@ -9,10 +9,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.vhostdevice.vhostuser.device.EmbeddedDeviceHost;
 import dev.vhostdevice.vhostuser.sys.Linux;
+import dev.vhostdevice.virtqueue.PackedQueue;
 import dev.vhostdevice.virtqueue.SplitQueue;
+import dev.vhostdevice.virtqueue.VirtQueue;
 import dev.vhostdevice.virtqueue.VirtioRing;
 import dev.vhostdevice.virtqueue.memory.GuestMemory;
 import dev.vhostdevice.virtqueue.testing.DriverQueue;
+import dev.vhostdevice.virtqueue.testing.PackedDriverQueue;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -114,6 +117,28 @@ class RngDeviceTest {
         assertArrayEquals(new byte[] {0, 1, 2}, driver.read(0x10000, 3));
         assertArrayEquals(new byte[] {3, 4, 5, 6, 7}, driver.read(0x10100, 5));
         assertEquals(List.of(0), interrupts);
+    }
+
+    /** The device does not know the layout: the same requests over a packed ring (VIRTIO_F_RING_PACKED). */
+    @Test
+    void theSameDeviceServesAPackedRing() throws Exception {
+        PackedQueue packed = new PackedQueue("rng", RngDevice.MAX_QUEUE_SIZE);
+        PackedDriverQueue packedDriver = PackedDriverQueue.layout(memory, 3, 0x8000);
+        packedDriver.configure(packed);
+        packed.setIndirectAllowed(true);
+        packed.activate(memory);
+        RngDevice device = new RngDevice(source, new RateLimiter(RateLimiter.UNLIMITED, 1000 * MS, now::get),
+                Linux.system());
+        host = new EmbeddedDeviceHost(device, new VirtQueue[] {packed}, interrupts::add, null, null);
+        // A ring of 3: the second request's two descriptors cross the end of the ring.
+        for (int round = 0; round < 4; round++) {
+            int id = packedDriver.add(writable(0x10000, 3), writable(0x10100, 5));
+            host.kick(0);
+            assertEquals(new DriverQueue.Used(id, 8), packedDriver.pollUsed());
+            assertArrayEquals(new byte[] {(byte) (8 * round), (byte) (8 * round + 1), (byte) (8 * round + 2)},
+                    packedDriver.read(0x10000, 3));
+        }
+        assertEquals(List.of(0, 0, 0, 0), interrupts);
     }
 
     @Test

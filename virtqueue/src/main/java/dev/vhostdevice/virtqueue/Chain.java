@@ -9,7 +9,7 @@ import java.util.Arrays;
  * once and turned into pieces (segment, offset, length) of guest memory, readable pieces first. A guest that
  * rewrites its descriptors afterwards cannot change what the device sees.
  *
- * <p>A chain object is reusable: {@link SplitQueue#pop(Chain)} refills it, growing its arrays only when a
+ * <p>A chain object is reusable: {@link VirtQueue#pop(Chain)} refills it, growing its arrays only when a
  * longer chain than ever before arrives, so steady-state popping allocates nothing. A device that completes
  * requests one at a time needs one chain; a device that holds requests (an event queue) keeps one per request.
  *
@@ -19,6 +19,8 @@ public final class Chain {
     private static final int INITIAL_PIECES = 8;
 
     private int head = -1;
+    private int bufferId = -1;
+    private int ringSlots;
     private ChainFault fault;
     private int descriptors;
     private int pieces;
@@ -38,6 +40,19 @@ public final class Chain {
     /** The head descriptor index: what the used ring entry names. */
     public int head() {
         return head;
+    }
+
+    /**
+     * The id the driver gave this buffer: for a split ring the head index, for a packed ring the id of the
+     * chain's last descriptor (any 16-bit value; echoed back, never used to index anything).
+     */
+    public int bufferId() {
+        return bufferId;
+    }
+
+    /** Ring slots the chain took: 1 for a split ring, the descriptors it occupied in a packed ring. */
+    public int ringSlots() {
+        return ringSlots;
     }
 
     /** Why the walker refused this chain, or null for a valid chain. */
@@ -113,6 +128,8 @@ public final class Chain {
             unmapAll(); // reused before its previous request completed: that request's mappings go now
         }
         head = newHead;
+        bufferId = newHead;
+        ringSlots = 1;
         fault = null;
         descriptors = 0;
         pieces = 0;
@@ -125,6 +142,12 @@ public final class Chain {
     void finish() {
         reader.rewind();
         writer.rewind();
+    }
+
+    /** A packed ring's buffer: its driver-chosen id and the ring slots it took. */
+    void setPackedBuffer(int id, int slots) {
+        bufferId = id;
+        ringSlots = slots;
     }
 
     void countDescriptor() {

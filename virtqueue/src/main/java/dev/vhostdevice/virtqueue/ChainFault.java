@@ -9,6 +9,10 @@ public enum ChainFault {
     CHAIN_TOO_LONG("more descriptors than the table holds (a loop or an overlong chain)"),
     /** A NEXT index at or beyond the size of the table it indexes. */
     NEXT_OUT_OF_RANGE("next index out of range"),
+    /** Packed ring: an INDIRECT descriptor with NEXT set (the spec forbids the pair). */
+    INDIRECT_WITH_NEXT("indirect descriptor with NEXT set"),
+    /** Packed ring: an INDIRECT descriptor reached through NEXT (an indirect buffer must be the whole chain). */
+    INDIRECT_IN_CHAIN("indirect descriptor inside a chain of ring descriptors"),
     /** An INDIRECT descriptor inside an indirect table. */
     NESTED_INDIRECT("indirect descriptor inside an indirect table"),
     /** INDIRECT used although VIRTIO_F_INDIRECT_DESC was not negotiated. */

@@ -11,6 +11,12 @@ public enum QueueFault {
     HEAD_OUT_OF_RANGE("head index out of range"),
     /** An available ring entry names a head the device is still processing. */
     HEAD_IN_FLIGHT("head already in flight"),
+    /** Packed ring: a chain runs into ring slots the device has not returned yet (more in flight than the ring). */
+    RING_OVERRUN("more ring slots in flight than the ring holds"),
+    /** Packed ring: a descriptor after the head of a chain is not marked available for the expected wrap. */
+    CHAIN_FLAGS_MISMATCH("chain descriptor not marked available for the ring's wrap counter"),
+    /** Packed ring: a buffer id the device is still processing made available again. */
+    BUFFER_ID_IN_FLIGHT("buffer id already in flight"),
     /** The rings do not lie in guest memory (after a memory table change). */
     RINGS_OUT_OF_RANGE("rings outside guest memory");
 

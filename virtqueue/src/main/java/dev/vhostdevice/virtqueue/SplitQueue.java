@@ -46,7 +46,7 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Not thread-safe: one worker owns a queue; configuration happens while it is stopped.
  */
-public final class SplitQueue {
+public final class SplitQueue implements VirtQueue {
     private static final Logger LOG = LoggerFactory.getLogger(SplitQueue.class);
     /** Chain faults logged in full per queue before the log is thinned to one line in 1024. */
     private static final int FAULTS_LOGGED_IN_FULL = 16;
@@ -122,6 +122,11 @@ public final class SplitQueue {
         return size;
     }
 
+    @Override
+    public boolean isPacked() {
+        return false;
+    }
+
     // ---------------------------------------------------------------------------------------- configuration
 
     /** Sets the ring size: a power of two from 1 to {@link #maxSize()}. */
@@ -162,6 +167,16 @@ public final class SplitQueue {
 
     public long usedAddress() {
         return usedAddress;
+    }
+
+    @Override
+    public long availAreaBytes() {
+        return VirtioRing.availRingBytes(size);
+    }
+
+    @Override
+    public long usedAreaBytes() {
+        return VirtioRing.usedRingBytes(size);
     }
 
     /** Whether VIRTIO_F_EVENT_IDX was negotiated. */

@@ -6,8 +6,8 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * The options every device daemon shares: {@code -s/--socket-path}, {@code -c/--socket-count} and
- * {@code --device-state}. With
+ * The options every device daemon shares: {@code -s/--socket-path}, {@code -c/--socket-count},
+ * {@code --device-state} and {@code --no-packed-ring}. With
  * N &gt; 1 sockets PATH0 … PATH(N-1) are served (a plain suffix, as the rust-vmm daemons do); with N = 1 exactly
  * PATH.
  */
@@ -22,23 +22,28 @@ public final class SocketOptions {
     public static final Option DEVICE_STATE = Option.flag(null, "--device-state",
             "Offer device-state migration (DEVICE_STATE) for devices that can save state; the Xen bridge "
                     + "refuses back-ends offering it.");
+    /** Turns the packed ring layout off: VIRTIO_F_RING_PACKED is not offered, every ring stays split. */
+    public static final Option NO_PACKED_RING = Option.flag(null, "--no-packed-ring",
+            "Do not offer packed virtqueues (VIRTIO_F_RING_PACKED); rings stay split.");
     /** All of them, for a command's option list. */
-    public static final List<Option> OPTIONS = List.of(SOCKET_PATH, SOCKET_COUNT, DEVICE_STATE);
+    public static final List<Option> OPTIONS = List.of(SOCKET_PATH, SOCKET_COUNT, DEVICE_STATE, NO_PACKED_RING);
 
     Path socketPath;
     int socketCount = 1;
     boolean deviceState;
+    boolean noPackedRing;
 
     /** Takes the values from a parsed command line. */
     public void read(ParsedArgs args) {
         socketPath = args.path(SOCKET_PATH);
         socketCount = args.intValue(SOCKET_COUNT);
         deviceState = args.isSet(DEVICE_STATE);
+        noPackedRing = args.isSet(NO_PACKED_RING);
     }
 
     /** The server options these command-line choices make. */
     public ServerOptions serverOptions() {
-        return ServerOptions.DEFAULTS.withDeviceState(deviceState);
+        return ServerOptions.DEFAULTS.withDeviceState(deviceState).withPackedRing(!noPackedRing);
     }
 
     public Path socketPath() {

@@ -2,13 +2,14 @@ package dev.vhostdevice.vhostuser.device;
 
 import dev.vhostdevice.virtqueue.Chain;
 import dev.vhostdevice.virtqueue.SplitQueue;
+import dev.vhostdevice.virtqueue.VirtQueue;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
  * A device's view of one virtqueue: pop chains, complete them, and let the runner notify the driver once per
- * batch. Wraps a {@link SplitQueue} (reachable through {@link #splitQueue()} for anything else) and adds the
- * bookkeeping every runner needs: inflight tracking for reconnects, completing what a failing device left
+ * batch. Wraps a {@link VirtQueue}, split or packed (reachable through {@link #queue()} for anything else), and
+ * adds the bookkeeping every runner needs: inflight tracking for reconnects, completing what a failing device left
  * behind, and the drain loop ({@link #service}). Allocates nothing per request.
  *
  * <p>Used on one thread at a time (the worker that owns the queue).
@@ -17,7 +18,8 @@ public final class DeviceQueue {
     private static final Logger LOG = LoggerFactory.getLogger(DeviceQueue.class);
 
     private final int index;
-    private final SplitQueue queue;
+    /** Replaced only while the ring is stopped, when the front-end picks the other layout (SET_FEATURES). */
+    private VirtQueue queue;
     private final QueueNotifier notifier;
     private InflightTracker inflight;
     /** Heads popped during the current {@link #service} call and not completed yet (in no particular order). */
@@ -29,7 +31,7 @@ public final class DeviceQueue {
     private boolean inService;
     private boolean reportedBroken;
 
-    public DeviceQueue(int index, SplitQueue queue, QueueNotifier notifier) {
+    public DeviceQueue(int index, VirtQueue queue, QueueNotifier notifier) {
         this.index = index;
         this.queue = queue;
         this.notifier = notifier;
@@ -41,9 +43,35 @@ public final class DeviceQueue {
         return index;
     }
 
-    /** The underlying queue, for what this wrapper does not cover (state, sizes). */
-    public SplitQueue splitQueue() {
+    /** The underlying queue, split or packed, for what this wrapper does not cover (state, sizes). */
+    public VirtQueue queue() {
         return queue;
+    }
+
+    /**
+     * The underlying queue. Kept for devices written before packed rings: its methods are the layout-neutral
+     * {@link VirtQueue}'s, so {@code splitQueue().size()} and the like work on either layout.
+     *
+     * @deprecated use {@link #queue()}
+     */
+    @Deprecated
+    public VirtQueue splitQueue() {
+        return queue;
+    }
+
+    /**
+     * Engine-facing: serves {@code next} from now on (the other layout, of the same max size), while the ring is
+     * stopped. Devices keep this object and notice nothing.
+     */
+    public void useQueue(VirtQueue next) {
+        if (next.maxSize() != queue.maxSize()) {
+            throw new IllegalArgumentException("queue " + index + ": max size " + next.maxSize() + ", was "
+                    + queue.maxSize());
+        }
+        if (queue.isReady()) {
+            throw new IllegalStateException("queue " + index + ": cannot change the layout while the ring runs");
+        }
+        queue = next;
     }
 
     /** Engine-facing: tracks in-flight heads in a shared inflight region (null for none). */
@@ -64,7 +92,7 @@ public final class DeviceQueue {
         if (inflight != null) {
             int head;
             while (!got && (head = inflight.nextResubmit()) >= 0) {
-                got = queue.popHead(head, chain);
+                got = resubmit(head, chain);
             }
         }
         if (!got && !queue.pop(chain)) {
@@ -79,6 +107,11 @@ public final class DeviceQueue {
         }
         popsThisRound++;
         return true;
+    }
+
+    /** A request a previous back-end left in flight, re-walked from the ring (the engine tracks split rings only). */
+    private boolean resubmit(int head, Chain chain) {
+        return queue instanceof SplitQueue split && split.popHead(head, chain);
     }
 
     /** Completes {@code chain} with the bytes its writer wrote (0 for a refused chain). */

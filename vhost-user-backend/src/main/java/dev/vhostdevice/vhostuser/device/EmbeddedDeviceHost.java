@@ -1,13 +1,13 @@
 package dev.vhostdevice.vhostuser.device;
 
-import dev.vhostdevice.virtqueue.SplitQueue;
+import dev.vhostdevice.virtqueue.VirtQueue;
 import dev.vhostdevice.virtqueue.memory.GuestMemory;
 import java.util.Objects;
 
 /**
  * Runs a {@link VirtioDevice} inside another VMM's process, with no socket: the VMM owns guest memory and the
- * {@link SplitQueue}s (configured and activated by its own transport), and calls {@link #kick} when the driver
- * notifies a queue. Used-buffer notifications and config changes go to the VMM's callbacks.
+ * {@link VirtQueue}s, split or packed (configured and activated by its own transport), and calls {@link #kick}
+ * when the driver notifies a queue. Used-buffer notifications and config changes go to the VMM's callbacks.
  *
  * <p>Like the vhost-user worker, the VMM must call into the host from one thread at a time.
  */
@@ -31,7 +31,7 @@ public final class EmbeddedDeviceHost implements DeviceContext, AutoCloseable {
     private final FdWatcher fdWatcher;
     private long ackedFeatures;
 
-    public EmbeddedDeviceHost(VirtioDevice device, SplitQueue[] queues, QueueNotifier notifier,
+    public EmbeddedDeviceHost(VirtioDevice device, VirtQueue[] queues, QueueNotifier notifier,
                               Runnable configChanged, FdWatcher fdWatcher) {
         this.device = Objects.requireNonNull(device);
         if (queues.length != device.queueCount()) {

@@ -2,6 +2,7 @@ package dev.vhostdevice.vhostuser.engine;
 
 import static dev.vhostdevice.vhostuser.protocol.VirtioFeatures.VHOST_F_LOG_ALL;
 import static dev.vhostdevice.vhostuser.protocol.VirtioFeatures.VHOST_USER_F_PROTOCOL_FEATURES;
+import static dev.vhostdevice.vhostuser.protocol.VirtioFeatures.VIRTIO_F_RING_PACKED;
 import static dev.vhostdevice.vhostuser.protocol.VirtioFeatures.VIRTIO_F_VERSION_1;
 import static dev.vhostdevice.vhostuser.protocol.VirtioFeatures.VIRTIO_RING_F_EVENT_IDX;
 import static dev.vhostdevice.vhostuser.protocol.VirtioFeatures.VIRTIO_RING_F_INDIRECT_DESC;
@@ -28,8 +29,15 @@ public final class FeatureOffer {
     private FeatureOffer() {
     }
 
+    /** The packed ring layout (packed-ring.md): offered to every device unless the user turned it off. */
+    public static final long PACKED_RING = bit(VIRTIO_F_RING_PACKED);
+
     public static long virtioFeatures(VirtioDevice device) {
-        return device.deviceFeatures() | ENGINE_VIRTIO_FEATURES;
+        return virtioFeatures(device, true);
+    }
+
+    public static long virtioFeatures(VirtioDevice device, boolean packedRing) {
+        return device.deviceFeatures() | ENGINE_VIRTIO_FEATURES | (packedRing ? PACKED_RING : 0);
     }
 
     /** The default offer: no bit above 17, so the Xen bridge accepts it. */

@@ -4,6 +4,7 @@ import static dev.vhostdevice.vhostuser.protocol.VirtioFeatures.VHOST_F_LOG_ALL;
 import static dev.vhostdevice.vhostuser.protocol.VirtioFeatures.VHOST_USER_F_PROTOCOL_FEATURES;
 import static dev.vhostdevice.vhostuser.protocol.VirtioFeatures.VIRTIO_RING_F_EVENT_IDX;
 import static dev.vhostdevice.vhostuser.protocol.VirtioFeatures.VIRTIO_RING_F_INDIRECT_DESC;
+import static dev.vhostdevice.vhostuser.protocol.VirtioFeatures.VIRTIO_F_RING_PACKED;
 
 import dev.vhostdevice.vhostuser.device.VirtioDevice;
 import dev.vhostdevice.vhostuser.protocol.FrontendRequest;
@@ -15,6 +16,7 @@ import dev.vhostdevice.vhostuser.sys.ReceivedFds;
 import dev.vhostdevice.virtqueue.DirtyLog;
 import dev.vhostdevice.virtqueue.QueueConfigException;
 import dev.vhostdevice.virtqueue.QueueState;
+import dev.vhostdevice.virtqueue.VirtQueue;
 import dev.vhostdevice.virtqueue.VirtioRing;
 import dev.vhostdevice.virtqueue.memory.ErrnoException;
 import dev.vhostdevice.virtqueue.memory.GuestMemory;
@@ -137,6 +139,7 @@ final class RingControl implements Worker.Events {
             throw ProtocolException.invalid("acks features never offered: 0x" + Long.toHexString(unknown));
         }
         worker.call(() -> {
+            useLayouts(VirtioFeatures.has(features, VIRTIO_F_RING_PACKED));
             session.ackedFeatures = features;
             boolean enableAll = !VirtioFeatures.has(features, VHOST_USER_F_PROTOCOL_FEATURES);
             for (Vring v : vrings) {
@@ -155,6 +158,22 @@ final class RingControl implements Worker.Events {
         });
     }
 
+    /**
+     * On the worker, at SET_FEATURES: every ring takes the layout the front-end acked. A front-end re-sends
+     * SET_FEATURES while rings run (LOG_ALL for migration); that is fine as long as the layout stays.
+     */
+    private void useLayouts(boolean packedRing) throws ProtocolException {
+        for (Vring v : vrings) {
+            if (v.queue.isPacked() != packedRing && (v.started || v.parked || v.queue.isReady())) {
+                throw ProtocolException.invalid("vring " + v.index + ": SET_FEATURES switches to the "
+                        + (packedRing ? "packed" : "split") + " layout while the ring runs");
+            }
+        }
+        for (Vring v : vrings) {
+            v.useLayout(packedRing);
+        }
+    }
+
     void setNum(Payload.VringState state) throws Exception {
         Vring v = vring(state.index());
         worker.call(() -> {
@@ -165,6 +184,10 @@ final class RingControl implements Worker.Events {
 
     void setBase(Payload.VringState state) throws Exception {
         Vring v = vring(state.index());
+        if (VirtioFeatures.has(session.ackedFeatures, VIRTIO_F_RING_PACKED)) {
+            setPackedBase(v, state.num());
+            return;
+        }
         if ((state.num() & ~0xFFFF) != 0) {
             throw ProtocolException.invalid("vring " + state.index() + ": base 0x" + Integer.toHexString(state.num())
                     + " has reserved bits set (packed rings are not offered)");
@@ -173,6 +196,30 @@ final class RingControl implements Worker.Events {
             v.queue.restore(new QueueState(state.num(), v.queue.nextUsed(), v.queue.eventIdx()));
             return null;
         });
+    }
+
+    /**
+     * SET_VRING_BASE for a packed ring: next-avail slot (bits 0-14) and wrap (15), next-used slot (16-30) and
+     * wrap (31); a fresh start is 0x80008000. Slots at or beyond the ring size are refused (packed-ring.md H1).
+     */
+    private void setPackedBase(Vring v, int num) throws Exception {
+        worker.call(() -> {
+            if (v.queue.isReady()) {
+                throw ProtocolException.invalid("vring " + v.index + ": SET_VRING_BASE while the ring runs");
+            }
+            try {
+                v.queue.restore(new QueueState(num & 0xFFFF, num >>> 16, v.queue.eventIdx()));
+            } catch (QueueConfigException e) {
+                throw ProtocolException.invalid("vring " + v.index + ": packed base 0x" + Integer.toHexString(num)
+                        + ": " + e.getMessage());
+            }
+            return null;
+        });
+    }
+
+    /** GET_VRING_BASE's answer: the next available index (split), or both packed positions. */
+    private static int base(VirtQueue queue) {
+        return queue.isPacked() ? queue.nextAvail() | queue.nextUsed() << 16 : queue.nextAvail();
     }
 
     void setAddress(Payload.VringAddress address) throws Exception {
@@ -186,11 +233,11 @@ final class RingControl implements Worker.Events {
             throw ProtocolException.invalid("vring " + address.index() + ": SET_VRING_ADDR before SET_MEM_TABLE");
         }
         worker.call(() -> {
-            int size = v.queue.size();
             // Ring addresses are front-end user addresses: translate them through the region table.
-            long desc = table.userToGuest(address.descUserAddr(), VirtioRing.descTableBytes(size), "descriptor table");
-            long avail = table.userToGuest(address.availUserAddr(), VirtioRing.availRingBytes(size), "available ring");
-            long used = table.userToGuest(address.usedUserAddr(), VirtioRing.usedRingBytes(size), "used ring");
+            // For a packed ring: the descriptor ring and the driver and device event suppression areas.
+            long desc = table.userToGuest(address.descUserAddr(), v.queue.descAreaBytes(), "descriptor table");
+            long avail = table.userToGuest(address.availUserAddr(), v.queue.availAreaBytes(), "available ring");
+            long used = table.userToGuest(address.usedUserAddr(), v.queue.usedAreaBytes(), "used ring");
             if (v.queue.isReady()) {
                 if (desc != v.queue.descAddress() || avail != v.queue.availAddress() || used != v.queue.usedAddress()) {
                     throw ProtocolException.invalid("vring " + v.index + ": ring addresses changed while the ring runs");
@@ -249,6 +296,10 @@ final class RingControl implements Worker.Events {
             throw ProtocolException.invalid("vring " + v.index + ": SET_VRING_KICK before "
                     + (memory.table().isEmpty() ? "SET_MEM_TABLE" : "SET_VRING_ADDR") + " (ring not started)");
         }
+        if (v.queue.isPacked()) {
+            startPacked(v, mem);
+            return;
+        }
         MemorySegment usedIdx = mem.slice(v.queue.usedAddress() + VirtioRing.USED_IDX, 2);
         if (usedIdx == null) {
             throw ProtocolException.invalid("vring " + v.index + ": used ring outside guest memory");
@@ -271,6 +322,25 @@ final class RingControl implements Worker.Events {
         }
         v.queue.restore(new QueueState(nextAvail, used, v.queue.eventIdx()));
         v.deviceQueue.setInflightTracker(v.inflight);
+        v.queue.activate(mem);
+        v.started = true;
+        applyDirtyLog();
+        if (v.enabled) {
+            service(v);
+        }
+    }
+
+    /**
+     * Starts a packed ring where SET_VRING_BASE put it: nothing in guest memory holds the cursors. The engine's
+     * inflight region is the split layout, so a packed ring's requests are not tracked in it.
+     */
+    private void startPacked(Vring v, GuestMemory mem) throws Exception {
+        if (inflight != null) {
+            LOG.warn("{}: queue {}: packed ring: requests are not tracked in the inflight buffer", session.name(),
+                    v.index);
+        }
+        v.inflight = null;
+        v.deviceQueue.setInflightTracker(null);
         v.queue.activate(mem);
         v.started = true;
         applyDirtyLog();
@@ -326,7 +396,7 @@ final class RingControl implements Worker.Events {
         }
         return worker.call(() -> {
             stopRing(v, true);
-            return v.queue.nextAvail();
+            return base(v.queue);
         });
     }
 
@@ -384,6 +454,7 @@ final class RingControl implements Worker.Events {
         worker.call(() -> {
             for (Vring v : vrings) {
                 v.queue.reset();
+                v.useLayout(false); // features forgotten: split until the next SET_FEATURES
                 v.addressesSet = false;
                 v.deviceQueue.clearBrokenReport();
             }
@@ -515,7 +586,7 @@ final class RingControl implements Worker.Events {
     /** Used-ring writes go to log_guest_addr (and only with VHOST_VRING_F_LOG); buffer writes by their GPA. */
     private static DirtyLog queueLog(Vring v, DirtyLogArea area) {
         long usedStart = v.queue.usedAddress();
-        long usedBytes = VirtioRing.usedRingBytes(v.queue.size());
+        long usedBytes = v.queue.usedAreaBytes(); // packed: used descriptors go to the descriptor ring, by GPA
         boolean logUsed = v.logUsed;
         long logGuestAddr = v.logGuestAddr;
         return (gpa, length) -> {

@@ -74,6 +74,13 @@ public final class VhostUserSession implements AutoCloseable {
     /** {@code offerDeviceState}: offer DEVICE_STATE if the device can save state (see {@link FeatureOffer}). */
     public VhostUserSession(Linux linux, MemoryMapper mapper, RegionMapper regionMapper, VirtioDevice device,
                             int socket, String name, boolean offerDeviceState) throws ErrnoException {
+        this(linux, mapper, regionMapper, device, socket, name, offerDeviceState, true);
+    }
+
+    /** {@code packedRing}: offer VIRTIO_F_RING_PACKED (packed virtqueues; see {@link FeatureOffer}). */
+    public VhostUserSession(Linux linux, MemoryMapper mapper, RegionMapper regionMapper, VirtioDevice device,
+                            int socket, String name, boolean offerDeviceState, boolean packedRing)
+            throws ErrnoException {
         this.linux = linux;
         this.mapper = mapper;
         this.regionMapper = regionMapper;
@@ -82,7 +89,7 @@ public final class VhostUserSession implements AutoCloseable {
         // The socket is ours from here on: whatever fails below, it is closed here, not by the caller.
         this.channel = new MessageChannel(linux, socket);
         try {
-            this.offeredFeatures = FeatureOffer.virtioFeatures(device);
+            this.offeredFeatures = FeatureOffer.virtioFeatures(device, packedRing);
             this.offeredProtocolFeatures = FeatureOffer.protocolFeatures(device, offerDeviceState);
             Notifier notifier = new Notifier();
             this.vrings = new Vring[device.queueCount()];

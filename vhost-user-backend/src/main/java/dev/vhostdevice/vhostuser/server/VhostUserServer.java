@@ -147,7 +147,7 @@ public final class VhostUserServer implements AutoCloseable {
         VhostUserSession session;
         try {
             session = new VhostUserSession(linux, mapper, new RegionMapper(new AreaMapper(mapper, options.xen())), device, socket,
-                    name, options.offerDeviceState());
+                    name, options.offerDeviceState(), options.packedRing());
         } catch (ErrnoException | RuntimeException | LinkageError e) {
             // The session closed the socket itself (closing it here again could hit a reused fd number).
             LOG.error("{}: cannot start the session: {}", name, e.toString());

@@ -5,6 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.vhostdevice.vhostuser.device.DeviceFactory;
+import dev.vhostdevice.vhostuser.frontend.RingLayout;
+import dev.vhostdevice.vhostuser.frontend.TestFrontend;
 import dev.vhostdevice.vhostuser.testkit.EchoDevice;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -74,5 +76,30 @@ class DaemonCommandTest {
         assertFalse(runner.isAlive());
         assertFalse(Files.exists(dir.resolve("e.sock0")));
         assertFalse(Files.exists(dir.resolve("e.sock1")));
+    }
+
+    @Test
+    void packedRingsAreOfferedUnlessTheCommonSwitchTurnsThemOff() throws Exception {
+        assertTrue(new EchoCommand().help().contains("--no-packed-ring"));
+        EchoCommand plain = new EchoCommand();
+        plain.parseArgs("-s", "/tmp/a");
+        assertTrue(plain.sockets.serverOptions().packedRing());
+        for (boolean off : new boolean[] {false, true}) {
+            EchoCommand command = new EchoCommand();
+            Path socket = dir.resolve(off ? "off.sock" : "on.sock");
+            List<String> args = off ? List.of("-s", socket.toString(), "--no-packed-ring") : List.of("-s", socket.toString());
+            Thread runner = Thread.ofPlatform().start(() -> DaemonCommand.execute(command, args.toArray(String[]::new)));
+            long deadline = System.nanoTime() + 5_000_000_000L;
+            while (!Files.exists(socket) && System.nanoTime() < deadline) {
+                Thread.sleep(5);
+            }
+            try (TestFrontend fe = TestFrontend.connect(socket)) {
+                long packed = fe.getFeatures() & RingLayout.F_RING_PACKED;
+                assertEquals(off ? 0 : RingLayout.F_RING_PACKED, packed, off ? "turned off" : "offered");
+            } finally {
+                command.stop();
+                runner.join(5000);
+            }
+        }
     }
 }

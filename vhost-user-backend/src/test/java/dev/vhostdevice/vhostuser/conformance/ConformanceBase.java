@@ -3,6 +3,7 @@ package dev.vhostdevice.vhostuser.conformance;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import dev.vhostdevice.vhostuser.frontend.FrontendQueue;
+import dev.vhostdevice.vhostuser.frontend.RingLayout;
 import dev.vhostdevice.vhostuser.frontend.TestFrontend;
 import dev.vhostdevice.vhostuser.protocol.ProtocolFeature;
 import dev.vhostdevice.vhostuser.server.ServerOptions;
@@ -32,6 +33,16 @@ abstract class ConformanceBase {
     final List<ProbeDevice> devices = new CopyOnWriteArrayList<>();
     TestFrontend fe;
 
+    /** The ring layout the front-end drives; suites parameterized over both override it. */
+    RingLayout layout() {
+        return RingLayout.SPLIT;
+    }
+
+    /** The server's options (the daemons' command-line switches). */
+    ServerOptions serverOptions() {
+        return ServerOptions.DEFAULTS.withDeviceState(withState());
+    }
+
     /** Whether devices offer DEVICE_STATE. */
     boolean withState() {
         return false;
@@ -43,8 +54,8 @@ abstract class ConformanceBase {
             ProbeDevice d = new ProbeDevice(withState());
             devices.add(d);
             return d;
-        }, ServerOptions.DEFAULTS.withDeviceState(withState()));
-        fe = TestFrontend.connect(server.socketPath()).timeout(WAIT);
+        }, serverOptions());
+        fe = TestFrontend.connect(server.socketPath()).timeout(WAIT).layout(layout());
     }
 
     @AfterEach
@@ -66,7 +77,7 @@ abstract class ConformanceBase {
 
     /** Negotiated with REPLY_ACK; queue 0 started (size 16) and enabled. */
     FrontendQueue runningQueue(int index) throws Exception {
-        FrontendQueue q = fe.startQueue(index, 16, 0);
+        FrontendQueue q = fe.startQueue(index, 16);
         fe.setVringEnable(index, true);
         return q;
     }

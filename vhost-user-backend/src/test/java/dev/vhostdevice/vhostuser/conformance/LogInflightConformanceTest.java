@@ -29,7 +29,7 @@ class LogInflightConformanceTest extends ConformanceBase {
     private final MemoryMapper mapper = MemoryMapper.system();
 
     /** A log memfd mapped here too, so the test reads the bits the back-end sets. */
-    private record Log(int fd, GuestMemory view) implements AutoCloseable {
+    record Log(int fd, GuestMemory view) implements AutoCloseable {
         boolean page(long gpa) {
             long page = gpa / 4096;
             byte b = view.region(0).segment().get(ValueLayout.JAVA_BYTE, page / 8);
@@ -57,7 +57,8 @@ class LogInflightConformanceTest extends ConformanceBase {
         }
     }
 
-    private Log newLog() throws Exception {
+    static Log newLog() throws Exception {
+        MemoryMapper mapper = MemoryMapper.system();
         int fd = mapper.createMemoryFile("dirty-log", LOG_BYTES);
         return new Log(fd, GuestMemory.builder(mapper).mapFile(0, LOG_BYTES, fd, 0).build());
     }

@@ -9,17 +9,39 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.vhostdevice.vhostuser.frontend.FrontendQueue;
 import dev.vhostdevice.vhostuser.frontend.Msg;
+import dev.vhostdevice.vhostuser.frontend.RingLayout;
 import dev.vhostdevice.vhostuser.protocol.ProtocolFeature;
+import dev.vhostdevice.virtqueue.PackedRing;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.Parameter;
+import org.junit.jupiter.params.ParameterizedClass;
+import org.junit.jupiter.params.provider.EnumSource;
 
-/** Ring lifecycle: start, enable, stop, resume, notifications (spec §4.1; checklist 26-27, 35-51). */
+/**
+ * Ring lifecycle: start, enable, stop, resume, notifications (spec §4.1; checklist 26-27, 35-51), on both ring
+ * layouts: every case runs with split rings and with packed rings (VIRTIO_F_RING_PACKED, packed-ring.md §5).
+ */
+@ParameterizedClass
+@EnumSource(RingLayout.class)
 class RingLifecycleConformanceTest extends ConformanceBase {
+    @Parameter
+    RingLayout layout;
+
+    @Override
+    RingLayout layout() {
+        return layout;
+    }
+
+    /** GET_VRING_BASE after {@code chains} posted chains (a readable and a writable buffer each), all completed. */
+    private int baseAfter(int chains) {
+        return layout.baseAfter(chains, 2, 16);
+    }
 
     // §7 #26 / §4.1: without bit 30, SET_FEATURES enables every ring: a kick is processed without SET_VRING_ENABLE.
     @Test
     void withoutProtocolFeaturesEveryRingIsEnabledAtSetFeatures() throws Exception {
         fe.negotiate(false, 0, 1);
-        FrontendQueue q = fe.startQueue(0, 16, 0);
+        FrontendQueue q = fe.startQueue(0, 16);
         roundTrip(q, "hello");
         assertTrue(q.awaitCall(WAIT) > 0, "the guest was interrupted");
     }
@@ -28,7 +50,7 @@ class RingLifecycleConformanceTest extends ConformanceBase {
     @Test
     void withProtocolFeaturesAStartedRingStaysDisabledWithoutSideEffects() throws Exception {
         negotiateWithReplyAck(0);
-        FrontendQueue q = fe.startQueue(0, 16, 0);
+        FrontendQueue q = fe.startQueue(0, 16);
         q.post("early", 16);
         q.kick();
         fe.sync();
@@ -42,7 +64,7 @@ class RingLifecycleConformanceTest extends ConformanceBase {
     @Test
     void aKickBeforeEnableIsProcessedWhenTheRingIsEnabled() throws Exception {
         negotiateWithReplyAck(0);
-        FrontendQueue q = fe.startQueue(0, 16, 0);
+        FrontendQueue q = fe.startQueue(0, 16);
         q.post("early", 16);
         q.kick();
         fe.sync();
@@ -56,7 +78,7 @@ class RingLifecycleConformanceTest extends ConformanceBase {
         fe.negotiate(false, 0, 1); // enabled at SET_FEATURES: only the missing kick fd holds it back
         FrontendQueue q = fe.queue(0, 16);
         fe.setVringNum(0, 16);
-        fe.setVringBase(0, 0);
+        fe.setVringBase(0, layout.freshBase());
         fe.setVringAddr(q);
         fe.setVringCall(0, q.callFd());
         q.post("waiting", 16);
@@ -74,7 +96,7 @@ class RingLifecycleConformanceTest extends ConformanceBase {
         negotiateWithReplyAck(0);
         FrontendQueue q = fe.queue(0, 16);
         fe.setVringNum(0, 16);
-        fe.setVringBase(0, 0);
+        fe.setVringBase(0, layout.freshBase());
         fe.setVringAddr(q);
         fe.setVringCall(0, q.callFd());
         fe.setVringEnable(0, true);
@@ -99,7 +121,7 @@ class RingLifecycleConformanceTest extends ConformanceBase {
         fe.setVringEnable(0, false);
         q.post("not processed", 16);
         q.post("not processed", 16);
-        assertEquals(5, fe.getVringBase(0));
+        assertEquals(baseAfter(5), fe.getVringBase(0));
     }
 
     // §7 #39: after the GET_VRING_BASE reply the ring writes no more used entries and signals no more calls.
@@ -108,7 +130,7 @@ class RingLifecycleConformanceTest extends ConformanceBase {
         negotiateWithReplyAck(0);
         FrontendQueue q = runningQueue(0);
         roundTrip(q, "one");
-        assertEquals(1, fe.getVringBase(0));
+        assertEquals(baseAfter(1), fe.getVringBase(0));
         q.takeCalls();
         q.post("two", 8);
         q.kick();
@@ -130,7 +152,7 @@ class RingLifecycleConformanceTest extends ConformanceBase {
         q.kick();
         awaitTrue(() -> device().held.get() == 3, "the device to hold 3 requests");
         assertEquals(0, q.usedIdx(), "held, not completed");
-        assertEquals(3, fe.getVringBase(0));
+        assertEquals(baseAfter(3), fe.getVringBase(0));
         assertEquals(3, q.usedIdx(), "all three completed by the time the reply arrived");
     }
 
@@ -142,7 +164,7 @@ class RingLifecycleConformanceTest extends ConformanceBase {
         roundTrip(q, "a");
         roundTrip(q, "b");
         int base = fe.getVringBase(0);
-        assertEquals(2, base);
+        assertEquals(baseAfter(2), base);
         fe.setVringBase(0, base);
         fe.setVringKick(0, q.kickFd());
         fe.setVringCall(0, q.callFd());
@@ -162,7 +184,7 @@ class RingLifecycleConformanceTest extends ConformanceBase {
         fe.getVringBase(0);
         q.relayout(16); // the rebooted guest's driver: fresh rings elsewhere, all indices 0
         fe.setVringNum(0, 16);
-        fe.setVringBase(0, 0);
+        fe.setVringBase(0, layout.freshBase());
         fe.setVringAddr(q);
         fe.setVringKick(0, q.kickFd());
         fe.setVringCall(0, q.callFd());
@@ -170,13 +192,19 @@ class RingLifecycleConformanceTest extends ConformanceBase {
         assertEquals(1, q.usedIdx(), "used idx restarted at 0, not at the old 3");
     }
 
-    // §7 #43: SET_VRING_NUM 0, above the maximum, or not a power of two is rejected.
+    // §7 #43: SET_VRING_NUM 0, above the maximum, or not a power of two is rejected; a packed ring takes any
+    // size from 1 to the maximum (packed-ring.md §1.1, H17).
     @Test
     void setVringNumRejectsZeroOversizeAndNonPowerOfTwo() throws Exception {
         negotiateWithReplyAck(0);
         assertNotEquals(0, fe.ack(SET_VRING_NUM, Msg.vringState(0, 0)));
         assertNotEquals(0, fe.ack(SET_VRING_NUM, Msg.vringState(0, 512)));
-        assertNotEquals(0, fe.ack(SET_VRING_NUM, Msg.vringState(0, 24)));
+        if (layout.packed()) {
+            assertEquals(0, fe.ack(SET_VRING_NUM, Msg.vringState(0, 24)));
+            assertEquals(0, fe.ack(SET_VRING_NUM, Msg.vringState(0, 3)));
+        } else {
+            assertNotEquals(0, fe.ack(SET_VRING_NUM, Msg.vringState(0, 24)));
+        }
         assertEquals(0, fe.ack(SET_VRING_NUM, Msg.vringState(0, 256)));
     }
 
@@ -202,9 +230,8 @@ class RingLifecycleConformanceTest extends ConformanceBase {
         negotiateWithReplyAck(0);
         FrontendQueue q = fe.queue(0, 16);
         fe.setVringNum(0, 16);
-        var driver = q.driver();
-        assertNotEquals(0, fe.ack(SET_VRING_ADDR, Msg.vringAddr(0, 0, driver.descAddress(), driver.usedAddress(),
-                driver.availAddress(), 0)), "GPAs are not user addresses");
+        assertNotEquals(0, fe.ack(SET_VRING_ADDR, Msg.vringAddr(0, 0, q.descGpa(), q.usedGpa(), q.availGpa(), 0)),
+                "GPAs are not user addresses");
         assertEquals(0, fe.ack(SET_VRING_ADDR, Msg.vringAddr(0, 0, q.descUva(), q.usedUva(), q.availUva(), 0)));
     }
 
@@ -222,7 +249,7 @@ class RingLifecycleConformanceTest extends ConformanceBase {
     @Test
     void replacingTheCallFdWhileRunningRedirectsNotifications() throws Exception {
         negotiateWithReplyAck(0);
-        FrontendQueue q = fe.startQueue(0, 16, 0);
+        FrontendQueue q = fe.startQueue(0, 16);
         fe.setVringCall(0, q.maskedCallFd()); // QEMU's masked notifier first
         fe.setVringEnable(0, true);
         roundTrip(q, "masked");
@@ -256,7 +283,7 @@ class RingLifecycleConformanceTest extends ConformanceBase {
             }, "the call fd the back-end got is still blocking");
             roundTrip(q, "full");
             roundTrip(q, "still full");
-            assertTrue(fe.getVringBase(0) >= 2, "the worker still answers control requests");
+            assertTrue(Integer.toUnsignedLong(fe.getVringBase(0)) >= 2, "the worker still answers control requests");
         } finally {
             linux.close(pair[0]);
             linux.close(pair[1]);
@@ -284,7 +311,7 @@ class RingLifecycleConformanceTest extends ConformanceBase {
             Thread.sleep(500);
             long spent = threads.getThreadCpuTime(worker.threadId()) - before;
             assertTrue(spent < 100_000_000L, "the worker burnt " + spent / 1_000_000 + " ms of CPU in 500 ms");
-            assertTrue(fe.getVringBase(0) >= 0, "the worker still answers control requests");
+            fe.getVringBase(0); // the worker still answers control requests
         } finally {
             linux.close(pair[0]);
         }
@@ -296,11 +323,21 @@ class RingLifecycleConformanceTest extends ConformanceBase {
         fe.negotiate(true, REPLY_ACK, 1 /* no EVENT_IDX: masked below */);
         fe.setFeatures(fe.ackedFeatures() & ~F_EVENT_IDX);
         FrontendQueue q = runningQueue(0);
-        q.driver().setNoInterrupt(true);
+        suppressInterrupts(q, true);
         roundTrip(q, "quiet");
-        q.driver().setNoInterrupt(false);
+        suppressInterrupts(q, false);
         roundTrip(q, "loud");
         assertEquals(1, q.awaitCall(WAIT), "only the second completion interrupted the guest");
+    }
+
+    /** Split: VRING_AVAIL_F_NO_INTERRUPT; packed: Driver Event Suppression DISABLE or ENABLE. */
+    private void suppressInterrupts(FrontendQueue q, boolean suppress) {
+        if (layout.packed()) {
+            q.packedDriver().setDriverEvent(suppress ? PackedRing.RING_EVENT_FLAGS_DISABLE
+                    : PackedRing.RING_EVENT_FLAGS_ENABLE, 0);
+        } else {
+            q.driver().setNoInterrupt(suppress);
+        }
     }
 
     // §7 #48 / gotcha 3: with EVENT_IDX the guest is called only when used_event is crossed, and avail_event is
@@ -310,6 +347,10 @@ class RingLifecycleConformanceTest extends ConformanceBase {
         long features = negotiateWithReplyAck(0);
         assertTrue((features & F_EVENT_IDX) != 0);
         FrontendQueue q = runningQueue(0);
+        if (layout.packed()) {
+            packedEventIdx(q);
+            return;
+        }
         q.driver().setEventIdx(true);
         q.driver().setUsedEvent(0);
         roundTrip(q, "first");                       // used idx 0 -> 1 crosses used_event 0
@@ -324,6 +365,27 @@ class RingLifecycleConformanceTest extends ConformanceBase {
         assertTrue(q.driver().kickPrepare(), "the driver is asked to kick for new buffers");
     }
 
+    /**
+     * The packed form (packed-ring.md §4.2): the driver asks for a call at a used position (DESC off_wrap), the
+     * device's first decision after a start always calls, and the device asks for a kick at its next-avail.
+     */
+    private void packedEventIdx(FrontendQueue q) throws Exception {
+        var driver = q.packedDriver();
+        driver.setEventIdx(true);
+        driver.setDriverEvent(PackedRing.RING_EVENT_FLAGS_DESC, PackedRing.position(5, true));
+        // Each chain takes two slots.
+        roundTrip(q, "first");                       // the first decision after the start calls
+        assertEquals(1, q.awaitCall(WAIT));
+        roundTrip(q, "second");                      // slots 2-3 used: not the event at slot 5
+        roundTrip(q, "third");                       // slots 4-5 used: the event
+        assertEquals(1, q.awaitCall(WAIT), "one call for the third, none for the second");
+        assertEquals(PackedRing.RING_EVENT_FLAGS_DESC, driver.deviceEventFlags());
+        assertEquals(driver.availPosition(), driver.deviceEventOffWrap(), "kick wanted at next-avail");
+        driver.kickPrepare();
+        q.post("fourth", 16);
+        assertTrue(driver.kickPrepare(), "the driver is asked to kick for new buffers");
+    }
+
     // §7 #50 / §3.1 RING_RESET: one ring is stopped and restarted while another keeps processing.
     @Test
     void oneRingIsStoppedAndRestartedWhileTheOtherKeepsRunning() throws Exception {
@@ -331,10 +393,10 @@ class RingLifecycleConformanceTest extends ConformanceBase {
         FrontendQueue q0 = runningQueue(0);
         FrontendQueue q1 = runningQueue(1);
         roundTrip(q1, "before");
-        assertEquals(1, fe.getVringBase(1));
+        assertEquals(baseAfter(1), fe.getVringBase(1));
         roundTrip(q0, "meanwhile");
         q1.relayout(16);
-        fe.startQueue(1, 16, 0);
+        fe.startQueue(1, 16);
         fe.setVringEnable(1, true);
         roundTrip(q1, "after");
         roundTrip(q0, "still");

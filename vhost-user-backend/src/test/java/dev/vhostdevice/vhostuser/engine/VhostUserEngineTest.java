@@ -81,7 +81,7 @@ class VhostUserEngineTest {
     @Test
     void getFeaturesOffersTheDeviceBitsAndTheEngineTransportBits() throws Exception {
         long features = fe.getU64(GET_FEATURES);
-        assertEquals(FeatureOffer.ENGINE_VIRTIO_FEATURES | 1, features);
+        assertEquals(FeatureOffer.ENGINE_VIRTIO_FEATURES | FeatureOffer.PACKED_RING | 1, features);
         long protocol = fe.getU64(GET_PROTOCOL_FEATURES);
         assertEquals(FeatureOffer.ENGINE_PROTOCOL_FEATURES | ProtocolFeature.CONFIG.mask(), protocol,
                 "CONFIG offered because the device has config space; nothing above bit 17");

@@ -3,6 +3,7 @@ package dev.vhostdevice.vhostuser.frontend;
 import dev.vhostdevice.vhostuser.sys.Linux;
 import dev.vhostdevice.virtqueue.testing.DriverQueue;
 import dev.vhostdevice.virtqueue.testing.DriverQueue.Buffer;
+import dev.vhostdevice.virtqueue.testing.PackedDriverQueue;
 import dev.vhostdevice.virtqueue.memory.ErrnoException;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -12,7 +13,8 @@ import java.util.Map;
 import java.util.concurrent.locks.LockSupport;
 
 /**
- * The front-end's and guest driver's side of one virtqueue: the rings (a {@link DriverQueue} in {@link GuestRam}),
+ * The front-end's and guest driver's side of one virtqueue: the rings (a {@link DriverQueue}, or a
+ * {@link PackedDriverQueue} for the packed layout, in {@link GuestRam}),
  * the kick, call and err eventfds the front-end hands over, and a second "masked" call eventfd that stands in
  * for the notifier QEMU installs before the guest unmasks its interrupt. Buffers posted with {@link #post} are
  * allocated in guest RAM; {@link #awaitUsed} returns what the device wrote into them.
@@ -30,7 +32,11 @@ public final class FrontendQueue implements AutoCloseable {
     public final int index;
     private final GuestRam ram;
     private final int regionIndex;
+    private final RingLayout layout;
     private DriverQueue driver;
+    private PackedDriverQueue packed;
+    /** Packed: used descriptors consumed so far (16-bit), the counterpart of a split ring's used index. */
+    private int packedConsumed;
     private final int kick;
     private final int call;
     private final int maskedCall;
@@ -41,7 +47,12 @@ public final class FrontendQueue implements AutoCloseable {
     private int seen;
 
     FrontendQueue(int index, int size, GuestRam ram, int regionIndex) throws ErrnoException {
+        this(index, size, ram, regionIndex, RingLayout.SPLIT);
+    }
+
+    FrontendQueue(int index, int size, GuestRam ram, int regionIndex, RingLayout layout) throws ErrnoException {
         this.index = index;
+        this.layout = layout;
         this.ram = ram;
         this.regionIndex = regionIndex;
         this.kick = LINUX.eventfd();
@@ -53,18 +64,89 @@ public final class FrontendQueue implements AutoCloseable {
 
     /** New rings at new addresses (a guest reboot, or a per-ring reset): used idx starts from 0 again. */
     public void relayout(int size) {
-        long base = ram.allocateIn(regionIndex, DriverQueue.layoutBytes(size), 4096);
-        driver = DriverQueue.layout(ram.memory(), size, base);
+        if (layout.packed()) {
+            long base = ram.allocateIn(regionIndex, PackedDriverQueue.layoutBytes(size), 4096);
+            packed = PackedDriverQueue.layout(ram.memory(), size, base);
+            packedConsumed = 0;
+        } else {
+            long base = ram.allocateIn(regionIndex, DriverQueue.layoutBytes(size), 4096);
+            driver = DriverQueue.layout(ram.memory(), size, base);
+        }
         writableOf.clear();
         seen = 0;
     }
 
+    public RingLayout layout() {
+        return layout;
+    }
+
+    /**
+     * A reconnect: this queue (of a new front-end connection, with its own eventfds) drives the rings
+     * {@code previous} laid out in the same guest RAM, where the guest's driver left them.
+     */
+    public void continueFrom(FrontendQueue previous) {
+        if (previous.ram != ram || previous.layout != layout) {
+            throw new IllegalArgumentException("not the same guest RAM and layout");
+        }
+        driver = previous.driver;
+        packed = previous.packed;
+        packedConsumed = previous.packedConsumed;
+        seen = previous.seen;
+        writableOf.clear();
+        writableOf.putAll(previous.writableOf);
+    }
+
+    /** The split driver (split layout only). */
     public DriverQueue driver() {
+        if (driver == null) {
+            throw new IllegalStateException("queue " + index + " is packed");
+        }
         return driver;
     }
 
+    /** The packed driver (packed layout only). */
+    public PackedDriverQueue packedDriver() {
+        if (packed == null) {
+            throw new IllegalStateException("queue " + index + " is split");
+        }
+        return packed;
+    }
+
     public int size() {
-        return driver.size();
+        return packed != null ? packed.size() : driver.size();
+    }
+
+    /** SET_VRING_BASE for this ring when fresh. */
+    public int freshBase() {
+        return layout.freshBase();
+    }
+
+    public long descGpa() {
+        return packed != null ? packed.descAddress() : driver.descAddress();
+    }
+
+    public long availGpa() {
+        return packed != null ? packed.driverAreaAddress() : driver.availAddress();
+    }
+
+    public long usedGpa() {
+        return packed != null ? packed.deviceAreaAddress() : driver.usedAddress();
+    }
+
+    private void write(long gpa, byte[] bytes) {
+        if (packed != null) {
+            packed.write(gpa, bytes);
+        } else {
+            driver.write(gpa, bytes);
+        }
+    }
+
+    private byte[] read(long gpa, int length) {
+        return packed != null ? packed.read(gpa, length) : driver.read(gpa, length);
+    }
+
+    private int add(Buffer... buffers) {
+        return packed != null ? packed.add(buffers) : driver.add(buffers);
     }
 
     public int kickFd() {
@@ -84,15 +166,15 @@ public final class FrontendQueue implements AutoCloseable {
     }
 
     public long descUva() {
-        return ram.uva(driver.descAddress());
+        return ram.uva(descGpa());
     }
 
     public long availUva() {
-        return ram.uva(driver.availAddress());
+        return ram.uva(availGpa());
     }
 
     public long usedUva() {
-        return ram.uva(driver.usedAddress());
+        return ram.uva(usedGpa());
     }
 
     /** Publishes one chain: {@code readable} bytes device-readable, then {@code writable} bytes device-writable. */
@@ -100,7 +182,7 @@ public final class FrontendQueue implements AutoCloseable {
         List<Buffer> buffers = new ArrayList<>(2);
         if (readable.length > 0) {
             long at = ram.allocateIn(regionIndex, readable.length, 8);
-            driver.write(at, readable);
+            write(at, readable);
             buffers.add(Buffer.readable(at, readable.length));
         }
         long out = 0;
@@ -108,7 +190,7 @@ public final class FrontendQueue implements AutoCloseable {
             out = ram.allocateIn(regionIndex, writable, 8);
             buffers.add(Buffer.writable(out, writable));
         }
-        int head = driver.add(buffers.toArray(Buffer[]::new));
+        int head = add(buffers.toArray(Buffer[]::new));
         writableOf.put(head, new long[] {out, writable});
         return head;
     }
@@ -119,7 +201,7 @@ public final class FrontendQueue implements AutoCloseable {
 
     /** Publishes a chain of explicit buffers (any GPAs, e.g. spanning two regions). */
     public int post(Buffer... buffers) {
-        int head = driver.add(buffers);
+        int head = add(buffers);
         for (Buffer b : buffers) {
             if (b.writable()) {
                 writableOf.put(head, new long[] {b.address(), b.length()});
@@ -133,9 +215,9 @@ public final class FrontendQueue implements AutoCloseable {
         LINUX.writeEventfd(kick, 1);
     }
 
-    /** The used index the device published. */
+    /** The used index the device published (packed: used descriptors consumed plus those visible ahead). */
     public int usedIdx() {
-        return driver.usedIdx();
+        return packed != null ? (packedConsumed + packed.usedAhead()) & 0xFFFF : driver.usedIdx();
     }
 
     /**
@@ -144,20 +226,25 @@ public final class FrontendQueue implements AutoCloseable {
     public Completion awaitUsed(Duration timeout) {
         long deadline = System.nanoTime() + timeout.toNanos();
         DriverQueue.Used used;
-        while ((used = driver.pollUsed()) == null) {
+        while ((used = packed != null ? packed.pollUsed() : driver.pollUsed()) == null) {
             if (System.nanoTime() - deadline > 0) {
-                throw new AssertionError("queue " + index + ": no used entry within " + timeout + " (used idx "
-                        + driver.usedIdx() + ", avail idx " + driver.availIdx() + ")");
+                throw new AssertionError("queue " + index + ": no used entry within " + timeout + " ("
+                        + (packed != null ? packed : "used idx " + driver.usedIdx() + ", avail idx " + driver.availIdx())
+                        + ")");
             }
             LockSupport.parkNanos(100_000);
         }
         seen = (seen + 1) & 0xFFFF;
-        // As Linux's virtqueue_get_buf with callbacks enabled: interrupt me at the next completion (EVENT_IDX).
-        driver.setUsedEvent(seen);
+        if (packed != null) {
+            packedConsumed = seen;
+        } else {
+            // As Linux's virtqueue_get_buf with callbacks enabled: interrupt me at the next completion (EVENT_IDX).
+            driver.setUsedEvent(seen);
+        }
         long[] w = writableOf.remove(used.head());
         byte[] written = new byte[0];
         if (w != null && w[1] > 0) {
-            written = driver.read(w[0], (int) Math.min(used.length(), w[1]));
+            written = read(w[0], (int) Math.min(used.length(), w[1]));
         }
         return new Completion(used.head(), used.length(), written);
     }
@@ -165,9 +252,9 @@ public final class FrontendQueue implements AutoCloseable {
     /** Waits until the used index reaches {@code expected} (without consuming entries). */
     public void awaitUsedIdx(int expected, Duration timeout) {
         long deadline = System.nanoTime() + timeout.toNanos();
-        while (driver.usedIdx() != expected) {
+        while (usedIdx() != expected) {
             if (System.nanoTime() - deadline > 0) {
-                throw new AssertionError("queue " + index + ": used idx " + driver.usedIdx() + ", expected " + expected
+                throw new AssertionError("queue " + index + ": used idx " + usedIdx() + ", expected " + expected
                         + " within " + timeout);
             }
             LockSupport.parkNanos(100_000);

@@ -82,6 +82,7 @@ public final class TestFrontend implements AutoCloseable {
     private Duration timeout = DEFAULT_TIMEOUT;
     private GuestRam ram;
     private boolean ownsRam;
+    private RingLayout layout = RingLayout.SPLIT;
     private BackendPeer backendPeer;
     private final List<BackendPeer> retiredPeers = new ArrayList<>();
     private long ackedProtocolFeatures;
@@ -476,6 +477,19 @@ public final class TestFrontend implements AutoCloseable {
         return this;
     }
 
+    /** The layout new queues get and negotiation acks (VIRTIO_F_RING_PACKED for packed). Before any queue. */
+    public TestFrontend layout(RingLayout l) {
+        if (!queues.isEmpty()) {
+            throw new IllegalStateException("queues already laid out");
+        }
+        layout = l;
+        return this;
+    }
+
+    public RingLayout layout() {
+        return layout;
+    }
+
     /** Queue {@code index}, created with rings of {@code size} in region 0 of {@link #ram()} if it does not exist. */
     public FrontendQueue queue(int index, int size) throws ErrnoException {
         return queue(index, size, 0);
@@ -485,7 +499,7 @@ public final class TestFrontend implements AutoCloseable {
     public FrontendQueue queue(int index, int size, int region) throws ErrnoException {
         FrontendQueue q = queues.get(index);
         if (q == null) {
-            q = new FrontendQueue(index, size, ram(), region);
+            q = new FrontendQueue(index, size, ram(), region, layout);
             queues.put(index, q);
         }
         return q;
@@ -504,6 +518,11 @@ public final class TestFrontend implements AutoCloseable {
      * The usual per-ring setup: NUM, BASE {@code base}, ADDR, KICK, CALL; returns once the back-end has processed
      * it (acks, or a GET_FEATURES barrier without REPLY_ACK).
      */
+    /** {@link #startQueue(int, int, int)} at the fresh base of the layout (0, or 0x80008000 for packed). */
+    public FrontendQueue startQueue(int index, int size) throws ErrnoException {
+        return startQueue(index, size, layout.freshBase());
+    }
+
     public FrontendQueue startQueue(int index, int size, int base) throws ErrnoException {
         FrontendQueue q = queue(index, size);
         setVringNum(index, q.size());
@@ -530,7 +549,7 @@ public final class TestFrontend implements AutoCloseable {
         }
         setOwner();
         long features = offered & (F_VERSION_1 | F_INDIRECT_DESC | F_EVENT_IDX | deviceFeatures
-                | (protocolFeatures ? F_PROTOCOL_FEATURES : 0));
+                | (protocolFeatures ? F_PROTOCOL_FEATURES : 0)) | layout.feature();
         setFeatures(features);
         setMemTable();
         return features;
@@ -624,7 +643,7 @@ public final class TestFrontend implements AutoCloseable {
             }
         }
         long features = offered & (F_VERSION_1 | F_INDIRECT_DESC | F_EVENT_IDX | F_PROTOCOL_FEATURES
-                | (device.driverFeatures() & 0xFF_FFFFL));
+                | (device.driverFeatures() & 0xFF_FFFFL)) | layout.feature();
         qemuSend(SET_FEATURES, false, Msg.u64(features));
         ackedFeatures = features;
         if (ProtocolFeature.STATUS.isIn(protocol)) {
@@ -642,7 +661,7 @@ public final class TestFrontend implements AutoCloseable {
         for (int i : started) {
             FrontendQueue q = queue(i);
             qemuSend(SET_VRING_NUM, false, Msg.vringState(i, q.size()));
-            qemuSend(SET_VRING_BASE, false, Msg.vringState(i, 0));
+            qemuSend(SET_VRING_BASE, false, Msg.vringState(i, layout.freshBase()));
             qemuSend(SET_VRING_ADDR, false, Msg.vringAddr(i, 0, q.descUva(), q.usedUva(), q.availUva(), 0));
             qemuSend(SET_VRING_KICK, false, Msg.u64(i), q.kickFd());
             q.kick(); // QEMU signals the kick eventfd as soon as it has handed it over

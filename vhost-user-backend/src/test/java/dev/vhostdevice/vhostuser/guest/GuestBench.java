@@ -126,6 +126,15 @@ public final class GuestBench {
             return this;
         }
 
+        /**
+         * Same, with QEMU device properties, e.g. {@code packed=on} (the common virtio property that lets the
+         * guest drive a packed virtqueue when the back-end offers VIRTIO_F_RING_PACKED).
+         */
+        public GuestSpec vhostUser(String device, Path socket, String... properties) {
+            devices.add(device + "=" + socket + (properties.length > 0 ? "," + String.join(",", properties) : ""));
+            return this;
+        }
+
         /** Lets QEMU reconnect to a back-end that went away. */
         public GuestSpec reconnect(int seconds) {
             reconnectSeconds = seconds;

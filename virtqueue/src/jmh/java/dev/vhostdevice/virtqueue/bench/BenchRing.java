@@ -47,7 +47,20 @@ final class BenchRing implements AutoCloseable {
     private int lastUsed;
 
     BenchRing(String memoryKind, int size) throws Exception {
-        this.memory = switch (memoryKind) {
+        this.memory = guestMemory(memoryKind);
+        this.size = size;
+        this.driver = DriverQueue.layout(memory, size, RING_BASE);
+        this.queue = new SplitQueue("bench", size);
+        driver.configure(queue);
+        queue.setIndirectAllowed(true);
+        queue.activate(memory);
+        this.avail = memory.slice(driver.availAddress(), VirtioRing.availRingBytes(size));
+        this.used = memory.slice(driver.usedAddress(), VirtioRing.usedRingBytes(size));
+    }
+
+    /** The benchmarks' guest memory: {@link #ALLOCATE} or {@link #MEMFD}, every page touched once. */
+    static GuestMemory guestMemory(String memoryKind) throws Exception {
+        GuestMemory memory = switch (memoryKind) {
             case ALLOCATE -> GuestMemory.allocate(0, MEMORY_BYTES);
             case MEMFD -> {
                 MemoryMapper mapper = MemoryMapper.system();
@@ -62,14 +75,7 @@ final class BenchRing implements AutoCloseable {
         };
         // Touch every page once so no page fault lands inside a measurement (memfd pages are lazily allocated).
         memory.region(0).segment().fill((byte) 0);
-        this.size = size;
-        this.driver = DriverQueue.layout(memory, size, RING_BASE);
-        this.queue = new SplitQueue("bench", size);
-        driver.configure(queue);
-        queue.setIndirectAllowed(true);
-        queue.activate(memory);
-        this.avail = memory.slice(driver.availAddress(), VirtioRing.availRingBytes(size));
-        this.used = memory.slice(driver.usedAddress(), VirtioRing.usedRingBytes(size));
+        return memory;
     }
 
     /** Driver: makes the chain at {@code head} (descriptors already written) available again. */
