@@ -12,8 +12,9 @@ import java.util.List;
 /**
  * vhost-device-scmi under the Xen bridge: the bridge's device table has no scmi entry (xen.md §1.3: i2c, gpio,
  * fs, vsock), so this runs it as the bridge runs its other 1024-entry devices, with scmi's two queues (cmdq,
- * eventq). Base-protocol commands go through grant and foreign mappings on the cmdq; the eventq is left empty,
- * as no notification is enabled (buffers there wait for one, and requests here are served one at a time).
+ * eventq). Base-protocol commands go through grant and foreign mappings on the cmdq, and an asynchronous sensor
+ * reading's delayed response on the eventq: it waits for a buffer, so with requests served one at a time the
+ * eventq buffer is posted after the command's immediate answer.
  */
 class ScmiUnderXenBridgeTest extends XenBridgeContract {
     private int token;
@@ -73,5 +74,15 @@ class ScmiUnderXenBridgeTest extends XenBridgeContract {
         assertEquals(SensorProtocol.ID, list.getInt(12), "the fake sensor's protocol");
         ByteBuffer unknown = call(guest, 0x99, ScmiProtocol.PROTOCOL_VERSION, 2);
         assertEquals(ScmiStatus.NOT_SUPPORTED.code, unknown.getInt(4), "an unknown protocol: NOT_SUPPORTED");
+
+        ByteBuffer immediate = call(guest, SensorProtocol.ID, SensorProtocol.SENSOR_READING_GET, 2, 0,
+                SensorProtocol.READ_ASYNC);
+        assertEquals(ScmiStatus.SUCCESS.code, immediate.getInt(4), "an asynchronous read is accepted at once");
+        XenBridgeSimulator.Used event = guest.exchange(ScmiDevice.EVENTQ, List.of(), 128);
+        assertEquals(4 + 4 + 4 + 3 * 16, event.length(), "header, status, sensor id, three axes' readings");
+        ByteBuffer delayed = ByteBuffer.wrap(event.bytes()).order(ByteOrder.LITTLE_ENDIAN);
+        assertEquals(ScmiHeader.delayedResponse(immediate.getInt(0)), delayed.getInt(0), "the command's, type 2");
+        assertEquals(ScmiStatus.SUCCESS.code, delayed.getInt(4));
+        assertEquals(0, delayed.getInt(8), "sensor id");
     }
 }
