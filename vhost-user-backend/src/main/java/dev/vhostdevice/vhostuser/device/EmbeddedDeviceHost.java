@@ -55,6 +55,12 @@ public final class EmbeddedDeviceHost implements DeviceContext, AutoCloseable {
     /** The driver notified queue {@code index}: the device processes what is available. */
     public void kick(int index) {
         queues[index].service(device);
+        // Completions the device made on other queues meanwhile are notified now, not at their next kick.
+        for (DeviceQueue q : queues) {
+            if (q != queues[index]) {
+                q.afterCallback();
+            }
+        }
     }
 
     /** A watched host fd is ready. */

@@ -168,6 +168,14 @@ final class RingControl implements Worker.Events {
 
     private void service(Vring v) {
         v.deviceQueue.service(device);
+        // A device may complete chains of other queues while serving this one (gpio returns an eventq buffer
+        // when a requestq message disables its interrupt): their notification, and on a packed ring the
+        // publication of their used batch, is decided here too, not at that queue's next kick.
+        for (Vring other : vrings) {
+            if (other != v && other.queue.isReady()) {
+                other.deviceQueue.afterCallback();
+            }
+        }
         signalLog();
     }
 

@@ -76,4 +76,68 @@ class EmbeddedDeviceHostTest {
             assertTrue(queue.inFlightCount() == 0 && !queue.isBroken());
         }
     }
+
+    /**
+     * gpio's shape: serving the request queue completes a chain the device held on the event queue. That
+     * completion is notified at once, not at the event queue's next kick (which may never come).
+     */
+    @Test
+    void aCompletionOnAnotherQueueWhileServingOneIsNotifiedAtOnce() throws Exception {
+        try (GuestMemory memory = GuestMemory.allocate(0, 1 << 20)) {
+            DriverRing requests = new DriverRing(memory.region(0).segment(), 16, 0x0, 0x1000, 0x2000, 0x4000);
+            DriverRing events = new DriverRing(memory.region(0).segment(), 16, 0x10000, 0x11000, 0x12000, 0x14000);
+            SplitQueue[] queues = {new SplitQueue("requestq", 16), new SplitQueue("eventq", 16)};
+            queues[0].setAddresses(requests.descGpa, requests.availGpa, requests.usedGpa);
+            queues[1].setAddresses(events.descGpa, events.availGpa, events.usedGpa);
+            queues[0].activate(memory);
+            queues[1].activate(memory);
+            VirtioDevice device = new VirtioDevice() {
+                final dev.vhostdevice.virtqueue.Chain chain = new dev.vhostdevice.virtqueue.Chain();
+                DeviceContext context;
+                int heldEvent = -1;
+
+                public int queueCount() {
+                    return 2;
+                }
+
+                public int maxQueueSize() {
+                    return 16;
+                }
+
+                public long deviceFeatures() {
+                    return 0;
+                }
+
+                public void attach(DeviceContext c) {
+                    context = c;
+                }
+
+                public void handleQueue(DeviceQueue q) {
+                    while (q.pop(chain)) {
+                        if (q.index() == 1) {
+                            heldEvent = chain.head(); // waits for an event
+                            continue;
+                        }
+                        if (heldEvent >= 0) {
+                            context.queue(1).complete(heldEvent, 0); // the request cancels the wait
+                            heldEvent = -1;
+                        }
+                        q.complete(chain);
+                    }
+                }
+            };
+            List<Integer> interrupts = new ArrayList<>();
+            EmbeddedDeviceHost host = new EmbeddedDeviceHost(device, queues, interrupts::add, null, null);
+
+            events.add(new byte[0], 8);
+            host.kick(1);
+            assertEquals(List.of(), interrupts, "the event buffer waits");
+            requests.add(new byte[] {1}, 8);
+            host.kick(0);
+
+            assertEquals(1, events.usedIdx());
+            assertTrue(interrupts.contains(1), "the event queue's completion interrupts now: " + interrupts);
+            assertTrue(interrupts.contains(0), "and the request's: " + interrupts);
+        }
+    }
 }
