@@ -89,8 +89,7 @@ public abstract class DaemonCommand {
         for (int i = 0; i < paths.size(); i++) {
             factories.add(deviceFactory(i));
         }
-        Thread hook = Thread.ofPlatform().unstarted(this::stop);
-        Runtime.getRuntime().addShutdownHook(hook);
+        Runtime.getRuntime().addShutdownHook(new Thread(new Stopper(this), "shutdown"));
         try {
             for (int i = 0; i < paths.size(); i++) {
                 synchronized (servers) {
@@ -102,6 +101,14 @@ public abstract class DaemonCommand {
             throw e;
         }
         stopped.await();
+    }
+
+    /** The shutdown hook's task; a class rather than {@code this::stop}, which would spin a lambda at start-up. */
+    private record Stopper(DaemonCommand command) implements Runnable {
+        @Override
+        public void run() {
+            command.stop();
+        }
     }
 
     /** Closes every server (removing its socket file); {@link #serve()} then returns. */

@@ -23,7 +23,13 @@ import org.slf4j.LoggerFactory;
  * <p>In-process use (tests): {@code try (var server = VhostUserServer.start(path, MyDevice::new)) { ... }}.
  */
 public final class VhostUserServer implements AutoCloseable {
-    private static final Logger LOG = LoggerFactory.getLogger(VhostUserServer.class);
+    /**
+     * The logger, in a holder so that slf4j (tens of milliseconds to initialise) starts when the first message is
+     * logged or a front-end is being served, not on the way to listening.
+     */
+    private static final class Log {
+        static final Logger LOG = LoggerFactory.getLogger(VhostUserServer.class);
+    }
 
     private final Path path;
     private final DeviceFactory factory;
@@ -42,7 +48,8 @@ public final class VhostUserServer implements AutoCloseable {
         this.mapper = mapper;
         removeStaleSocket(path);
         this.listenFd = linux.listenUnix(path, 1);
-        this.thread = Thread.ofPlatform().name("vhost-user " + path.getFileName()).unstarted(this::acceptLoop);
+        // A Runnable class, not this::acceptLoop: the first lambda would cost milliseconds before listening.
+        this.thread = new Thread(new AcceptLoop(this), "vhost-user ".concat(String.valueOf(path.getFileName())));
     }
 
     /** Listens on {@code path} and serves front-ends there until closed. */
@@ -64,7 +71,7 @@ public final class VhostUserServer implements AutoCloseable {
                 throw new IOException(path + " exists and is not a socket");
             }
             Files.delete(path);
-            LOG.info("removed stale socket {}", path);
+            Log.LOG.info("removed stale socket {}", path);
         }
     }
 
@@ -82,6 +89,13 @@ public final class VhostUserServer implements AutoCloseable {
         return current != null;
     }
 
+    private record AcceptLoop(VhostUserServer server) implements Runnable {
+        @Override
+        public void run() {
+            server.acceptLoop();
+        }
+    }
+
     private void acceptLoop() {
         while (!closing) {
             int socket;
@@ -93,11 +107,11 @@ public final class VhostUserServer implements AutoCloseable {
                 }
                 if (isTransient(e.errno())) {
                     // Out of fds or memory for a moment, or a peer gave up before we took it: keep serving.
-                    LOG.warn("{}: accept failed, retrying: {}", path, e.getMessage());
+                    Log.LOG.warn("{}: accept failed, retrying: {}", path, e.getMessage());
                     pause();
                     continue;
                 }
-                LOG.error("{}: accept failed, server stops: {}", path, e.getMessage());
+                Log.LOG.error("{}: accept failed, server stops: {}", path, e.getMessage());
                 return;
             }
             connections.incrementAndGet();
@@ -125,7 +139,7 @@ public final class VhostUserServer implements AutoCloseable {
         try {
             device = factory.create();
         } catch (Exception | LinkageError e) {
-            LOG.error("{}: cannot create the device, connection refused: {}", name, e.toString());
+            Log.LOG.error("{}: cannot create the device, connection refused: {}", name, e.toString());
             linux.close(socket);
             return;
         }
@@ -134,7 +148,7 @@ public final class VhostUserServer implements AutoCloseable {
             session = new VhostUserSession(linux, mapper, new FdRegionMapper(mapper), device, socket, name);
         } catch (ErrnoException | RuntimeException | LinkageError e) {
             // The session closed the socket itself (closing it here again could hit a reused fd number).
-            LOG.error("{}: cannot start the session: {}", name, e.toString());
+            Log.LOG.error("{}: cannot start the session: {}", name, e.toString());
             device.close();
             return;
         }
@@ -146,7 +160,7 @@ public final class VhostUserServer implements AutoCloseable {
             session.run();
         } catch (RuntimeException | Error e) {
             // Never let one connection end the server.
-            LOG.error("{}: session failed: {}", name, e.toString(), e);
+            Log.LOG.error("{}: session failed: {}", name, e.toString(), e);
             session.close();
         } finally {
             current = null;
@@ -171,13 +185,13 @@ public final class VhostUserServer implements AutoCloseable {
             Thread.currentThread().interrupt();
         }
         if (thread.isAlive()) {
-            LOG.error("{}: server thread did not stop", path);
+            Log.LOG.error("{}: server thread did not stop", path);
         }
         linux.close(listenFd);
         try {
             Files.deleteIfExists(path);
         } catch (IOException e) {
-            LOG.warn("cannot remove {}: {}", path, e.getMessage());
+            Log.LOG.warn("cannot remove {}: {}", path, e.getMessage());
         }
     }
 }
