@@ -26,6 +26,9 @@ final class RngStream implements AutoCloseable {
     private boolean started;
     /** Used entries seen so far (mod 2^16): the used_event to ask for before sleeping. */
     private int seen;
+    /** Kicks sent and sleeps on the call eventfd, since the start: notifications per request. */
+    long kicks;
+    long sleeps;
 
     private RngStream(TestFrontend frontend, FrontendQueue queue, int[] heads, int requestBytes) {
         this.frontend = frontend;
@@ -78,6 +81,7 @@ final class RngStream implements AutoCloseable {
                 seen = (seen + got) & 0xFFFF;
                 if (driver.kickPrepare()) {
                     queue.kick();
+                    kicks++;
                 }
                 continue;
             }
@@ -88,6 +92,7 @@ final class RngStream implements AutoCloseable {
             if (driver.usedIdx() != seen) {
                 continue;
             }
+            sleeps++;
             if (LINUX.poll(queue.callFd(), Linux.POLLIN, 100)) {
                 LINUX.readEventfd(queue.callFd());
             }
