@@ -95,6 +95,14 @@ final class DaemonProcess implements AutoCloseable {
         return statusField("VmRSS:");
     }
 
+    /**
+     * The part of the RSS in file-backed pages ({@code RssFile}: libjvm.so's text, the CDS archive or AOT cache),
+     * which every daemon started from the same files shares; the rest ({@code RssAnon}) is this process's own.
+     */
+    long rssFileKib() throws IOException {
+        return statusField("RssFile:");
+    }
+
     long threads() throws IOException {
         return statusField("Threads:");
     }

@@ -39,6 +39,7 @@ public final class StartupProbe {
         double[] connectMs = new double[runs];
         double[] cpuMs = new double[runs];
         long[] idleRss = new long[runs];
+        long[] idleFile = new long[runs];
         long[] servingRss = new long[runs];
         long[] idleThreads = new long[runs];
         long[] servingThreads = new long[runs];
@@ -52,6 +53,7 @@ public final class StartupProbe {
                     double cpu = daemon.startupCpuNanos / 1e6;
                     TimeUnit.SECONDS.sleep(1);
                     long rss = daemon.rssKib();
+                    long file = daemon.rssFileKib();
                     long threads = daemon.threads();
                     idleNames = daemon.threadNames();
                     long rssServing;
@@ -65,13 +67,14 @@ public final class StartupProbe {
                         bytes += stream.run(TimeUnit.MILLISECONDS.toNanos(300));
                     }
                     String label = run < 0 ? "warm-up" : "run " + run;
-                    System.out.printf("%s: connect %.1f ms (CPU %.1f ms); idle %.1f MiB, %d threads; serving (%.0f MB/s) %.1f MiB,"
-                            + " %d threads%n", label, ms, cpu, rss / 1024.0, threads, bytes / 1e6, rssServing / 1024.0,
+                    System.out.printf("%s: connect %.1f ms (CPU %.1f ms); idle %.1f MiB (%.1f MiB of it file-backed), %d threads; serving (%.0f MB/s) %.1f MiB,"
+                            + " %d threads%n", label, ms, cpu, rss / 1024.0, file / 1024.0, threads, bytes / 1e6, rssServing / 1024.0,
                             threadsServing);
                     if (run >= 0) {
                         connectMs[run] = ms;
                         cpuMs[run] = cpu;
                         idleRss[run] = rss;
+                        idleFile[run] = file;
                         servingRss[run] = rssServing;
                         idleThreads[run] = threads;
                         servingThreads[run] = threadsServing;
@@ -92,8 +95,9 @@ public final class StartupProbe {
         Arrays.sort(cpuMs);
         System.out.printf("CPU time of the daemon at connect: median %.1f ms (%.1f–%.1f)%n", cpuMs[runs / 2], cpuMs[0],
                 cpuMs[runs - 1]);
-        System.out.printf("RSS: idle median %.1f MiB, serving one front-end median %.1f MiB%n",
-                median(idleRss) / 1024.0, median(servingRss) / 1024.0);
+        System.out.printf("RSS: idle median %.1f MiB (file-backed, shared by daemons of one install: %.1f MiB),"
+                + " serving one front-end median %.1f MiB%n", median(idleRss) / 1024.0, median(idleFile) / 1024.0,
+                median(servingRss) / 1024.0);
         System.out.printf("threads: idle median %d, serving median %d%n", median(idleThreads), median(servingThreads));
         System.out.println("threads idle: " + idleNames);
         System.out.println("threads serving: " + servingNames);
