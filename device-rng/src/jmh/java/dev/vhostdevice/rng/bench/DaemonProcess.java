@@ -131,7 +131,10 @@ final class DaemonProcess implements AutoCloseable {
         return names;
     }
 
-    /** SIGTERM, as systemd stops a daemon; SIGKILL if it has not exited within 60 s (a training run writes its AOT cache at exit). */
+    /**
+     * SIGTERM, as systemd stops a daemon; SIGKILL if it has not exited within 60 s (a training run writes its AOT
+     * cache as it exits).
+     */
     @Override
     public void close() throws InterruptedException {
         process.destroy();

@@ -70,7 +70,8 @@ public final class RngSocketThroughput {
                 long kicks0 = stream.kicks;
                 long sleeps0 = stream.sleeps;
                 long deviceBytes = stream.run(nanos);
-                double deviceUs = (DaemonProcess.cpuNanos(daemon.process.pid()) - daemon0) / 1e3 / (deviceBytes / bytes);
+                long daemonCpu = DaemonProcess.cpuNanos(daemon.process.pid()) - daemon0;
+                double deviceUs = daemonCpu / 1e3 / (deviceBytes / bytes);
                 double rawMBs = rawBytes / seconds / 1e6;
                 double deviceMBs = deviceBytes / seconds / 1e6;
                 long requests = deviceBytes / bytes;
@@ -100,7 +101,8 @@ public final class RngSocketThroughput {
         Arrays.sort(ratios);
         Arrays.sort(device);
         Arrays.sort(raw);
-        System.out.printf("%d × %d B in flight, ring of %d, %d rounds of %.1f s: device median %.0f MB/s (%.0f–%.0f),"
+        System.out.printf("%d × %d B in flight, ring of %d, %d rounds of %.1f s: device median %.0f MB/s"
+                + " (%.0f–%.0f),"
                 + " raw median %.0f MB/s (%.0f–%.0f), device/raw median %.3f (%.3f–%.3f)%n", inFlight, bytes,
                 queueSize, rounds, seconds, device[rounds / 2], device[0], device[rounds - 1], raw[rounds / 2], raw[0],
                 raw[rounds - 1], ratios[rounds / 2], ratios[0], ratios[rounds - 1]);

@@ -67,9 +67,9 @@ public final class StartupProbe {
                         bytes += stream.run(TimeUnit.MILLISECONDS.toNanos(300));
                     }
                     String label = run < 0 ? "warm-up" : "run " + run;
-                    System.out.printf("%s: connect %.1f ms (CPU %.1f ms); idle %.1f MiB (%.1f MiB of it file-backed), %d threads; serving (%.0f MB/s) %.1f MiB,"
-                            + " %d threads%n", label, ms, cpu, rss / 1024.0, file / 1024.0, threads, bytes / 1e6, rssServing / 1024.0,
-                            threadsServing);
+                    System.out.printf("%s: connect %.1f ms (CPU %.1f ms); idle %.1f MiB (%.1f MiB of it file-backed),"
+                            + " %d threads; serving (%.0f MB/s) %.1f MiB, %d threads%n", label, ms, cpu, rss / 1024.0,
+                            file / 1024.0, threads, bytes / 1e6, rssServing / 1024.0, threadsServing);
                     if (run >= 0) {
                         connectMs[run] = ms;
                         cpuMs[run] = cpu;
@@ -93,8 +93,8 @@ public final class StartupProbe {
         System.out.printf("connect: median %.1f ms (%.1f–%.1f) over %d runs%n", connectMs[runs / 2], connectMs[0],
                 connectMs[runs - 1], runs);
         Arrays.sort(cpuMs);
-        System.out.printf("CPU time of the daemon at connect: median %.1f ms (%.1f–%.1f)%n", cpuMs[runs / 2], cpuMs[0],
-                cpuMs[runs - 1]);
+        System.out.printf("CPU time of the daemon at connect: median %.1f ms (%.1f–%.1f)%n", cpuMs[runs / 2],
+                cpuMs[0], cpuMs[runs - 1]);
         System.out.printf("RSS: idle median %.1f MiB (file-backed, shared by daemons of one install: %.1f MiB),"
                 + " serving one front-end median %.1f MiB%n", median(idleRss) / 1024.0, median(idleFile) / 1024.0,
                 median(servingRss) / 1024.0);
