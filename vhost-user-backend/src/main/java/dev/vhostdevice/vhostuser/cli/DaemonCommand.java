@@ -90,15 +90,26 @@ public abstract class DaemonCommand {
             factories.add(deviceFactory(i));
         }
         Runtime.getRuntime().addShutdownHook(new Thread(new Stopper(this), "shutdown"));
+        VhostUserServer last;
         try {
-            for (int i = 0; i < paths.size(); i++) {
+            int lastIndex = paths.size() - 1;
+            for (int i = 0; i < lastIndex; i++) {
                 synchronized (servers) {
                     servers.add(VhostUserServer.start(paths.get(i), factories.get(i)));
                 }
             }
+            synchronized (servers) {
+                last = VhostUserServer.listen(paths.get(lastIndex), factories.get(lastIndex));
+                servers.add(last);
+            }
         } catch (Exception e) {
             stop();
             throw e;
+        }
+        // The last socket's accept loop runs here: the main thread would otherwise only wait (one thread fewer).
+        // It returns once stop() closes the servers (or its accept fails for good); then wait for stop() itself.
+        if (stopped.getCount() > 0) {
+            last.serveOnThisThread();
         }
         stopped.await();
     }

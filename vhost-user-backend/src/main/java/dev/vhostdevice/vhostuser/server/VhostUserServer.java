@@ -11,6 +11,9 @@ import dev.vhostdevice.virtqueue.memory.MemoryMapper;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -36,7 +39,11 @@ public final class VhostUserServer implements AutoCloseable {
     private final Linux linux;
     private final MemoryMapper mapper;
     private final int listenFd;
+    /** The thread the accept loop runs on: its own, or the caller's with {@link #serveOnThisThread()}. */
     private final Thread thread;
+    /** Counted down when the accept loop has returned, whichever thread ran it. */
+    private final CountDownLatch loopEnded = new CountDownLatch(1);
+    private final AtomicBoolean loopClaimed = new AtomicBoolean();
     private final AtomicInteger connections = new AtomicInteger();
     private volatile VhostUserSession current;
     private volatile boolean closing;
@@ -57,10 +64,41 @@ public final class VhostUserServer implements AutoCloseable {
         return start(path, factory, Linux.system(), MemoryMapper.system());
     }
 
+    /**
+     * Listens on {@code path} without serving yet: {@link #serveOnThisThread()} then runs the accept loop on the
+     * caller's thread (a daemon's main thread, which would otherwise only wait), until {@link #close()}.
+     */
+    public static VhostUserServer listen(Path path, DeviceFactory factory) throws IOException {
+        return new VhostUserServer(path, factory, Linux.system(), MemoryMapper.system());
+    }
+
+    /**
+     * Runs the accept loop on the calling thread (named after the socket meanwhile) until {@link #close()} or a
+     * fatal accept error. For a server made by {@link #listen}; at most once.
+     */
+    public void serveOnThisThread() {
+        if (!loopClaimed.compareAndSet(false, true)) {
+            if (closing) {
+                return; // closed before it was served
+            }
+            throw new IllegalStateException(path + ": already served");
+        }
+        Thread current = Thread.currentThread();
+        String name = current.getName();
+        current.setName(thread.getName());
+        try {
+            acceptLoop();
+        } finally {
+            current.setName(name);
+            loopEnded.countDown();
+        }
+    }
+
     /** Same, over substitute native seams. */
     public static VhostUserServer start(Path path, DeviceFactory factory, Linux linux, MemoryMapper mapper)
             throws IOException {
         VhostUserServer server = new VhostUserServer(path, factory, linux, mapper);
+        server.loopClaimed.set(true);
         server.thread.start();
         return server;
     }
@@ -92,7 +130,11 @@ public final class VhostUserServer implements AutoCloseable {
     private record AcceptLoop(VhostUserServer server) implements Runnable {
         @Override
         public void run() {
-            server.acceptLoop();
+            try {
+                server.acceptLoop();
+            } finally {
+                server.loopEnded.countDown();
+            }
         }
     }
 
@@ -179,12 +221,14 @@ public final class VhostUserServer implements AutoCloseable {
             session.stop();
         }
         linux.shutdown(listenFd);
+        boolean ended = loopClaimed.compareAndSet(false, true); // never served, and now never will be
         try {
-            thread.join(15_000);
+            // The latch, not join: a loop on the caller's thread (serveOnThisThread) ends, its thread goes on.
+            ended = ended || loopEnded.await(15, TimeUnit.SECONDS);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
-        if (thread.isAlive()) {
+        if (!ended) {
             Log.LOG.error("{}: server thread did not stop", path);
         }
         linux.close(listenFd);
