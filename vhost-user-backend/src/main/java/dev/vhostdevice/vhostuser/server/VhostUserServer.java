@@ -64,6 +64,15 @@ public final class VhostUserServer implements AutoCloseable {
         return start(path, factory, Linux.system(), MemoryMapper.system());
     }
 
+    /** Same, over substitute native seams. */
+    public static VhostUserServer start(Path path, DeviceFactory factory, Linux linux, MemoryMapper mapper)
+            throws IOException {
+        VhostUserServer server = new VhostUserServer(path, factory, linux, mapper);
+        server.loopClaimed.set(true);
+        server.thread.start();
+        return server;
+    }
+
     /**
      * Listens on {@code path} without serving yet: {@link #serveOnThisThread()} then runs the accept loop on the
      * caller's thread (a daemon's main thread, which would otherwise only wait), until {@link #close()}.
@@ -92,15 +101,6 @@ public final class VhostUserServer implements AutoCloseable {
             current.setName(name);
             loopEnded.countDown();
         }
-    }
-
-    /** Same, over substitute native seams. */
-    public static VhostUserServer start(Path path, DeviceFactory factory, Linux linux, MemoryMapper mapper)
-            throws IOException {
-        VhostUserServer server = new VhostUserServer(path, factory, linux, mapper);
-        server.loopClaimed.set(true);
-        server.thread.start();
-        return server;
     }
 
     private static void removeStaleSocket(Path path) throws IOException {
