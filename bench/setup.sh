@@ -12,7 +12,8 @@
 # What it prepares (see bench/README.md and shared/docs/qemu-guest-testing.md §4, §6):
 #   - host packages (apt-get install): qemu-system-x86 (QEMU 7.2), cpio, kmod, xz-utils, gcc-12, make, binutils,
 #     python3
-#   - QEMU 10 from bookworm-backports, downloaded with a private apt config and unpacked (not installed)
+#   - QEMU 10 from bookworm-backports, downloaded with a private apt config and unpacked (not installed):
+#     qemu-system-x86 for the guests, qemu-system-arm for qemu-system-aarch64's vhost-user-scmi-pci
 #   - Debian's stock guest kernel (linux-image-<abi>-amd64), downloaded and unpacked (not installed)
 #   - i2c-virtio.ko and gpio-virtio.ko built out of tree from linux-source against linux-headers
 #   - busybox-static (unpacked) and the base initramfs (bench/mkinitramfs.sh)
@@ -29,7 +30,7 @@ QUIET=0
 [[ ${1:-} == -q ]] && QUIET=1
 
 # Bump when the cache layout or the build recipe changes, so old caches are rebuilt.
-SETUP_VERSION=1
+SETUP_VERSION=2
 ENV_FILE=$CACHE/bench.env
 LOG=$CACHE/setup.log
 DEBS=$CACHE/debs
@@ -72,7 +73,8 @@ if [[ -f $ENV_FILE && ${BENCH_REFRESH:-0} != 1 ]]; then
   # shellcheck disable=SC1090
   source "$ENV_FILE"
   if [[ ${BENCH_SETUP_VERSION:-} == "$SETUP_VERSION" && -x ${QEMU72:-/nonexistent} && -x ${QEMU10:-/nonexistent} \
-        && -f ${VMLINUZ:-/nonexistent} && -f ${INITRD_BASE:-/nonexistent} && -x ${BUSYBOX:-/nonexistent} \
+        && -x ${QEMU10_AARCH64:-/nonexistent} && -f ${VMLINUZ:-/nonexistent} && -f ${INITRD_BASE:-/nonexistent} \
+        && -x ${BUSYBOX:-/nonexistent} \
         && "$(cat "$INITRD_BASE.key" 2>/dev/null)" == "$(initrd_key "$INITRD_EXTRA")" ]] \
      && command -v cpio >/dev/null; then
     say "cache is warm ($CACHE)"
@@ -277,6 +279,33 @@ nf=$(ldd "$QEMU10" 2>&1 | awk '/not found/ {print $1}' | tr '\n' ' ')
 QEMU_MODULE_DIR=$QEMU10_MODULE_DIR "$QEMU10" --version | grep -q 'version 10\.' \
   || die "$QEMU10 does not run as QEMU 10: $(QEMU_MODULE_DIR=$QEMU10_MODULE_DIR "$QEMU10" --version 2>&1 | head -1)"
 
+# ---------------------------------------------------------------- 5b. QEMU 10 for aarch64 (vhost-user-scmi)
+# vhost-user-scmi(-pci) exists only in the Arm system emulators (qemu-guest-testing.md §6.5). The same
+# backports version as the x86 binary, unpacked into the same tree (it shares qemu-system-common and -data).
+QEMU10_AARCH64=$Q10/root/usr/bin/qemu-system-aarch64
+if [[ ! -f $Q10/.arm.done ]]; then
+  deb_ver=$(QEMU_MODULE_DIR=$QEMU10_MODULE_DIR "$QEMU10" --version | sed -n '1s/.*(Debian \(.*\)).*/\1/p')
+  [[ -n $deb_ver ]] || die "cannot tell the Debian version of $QEMU10"
+  mkdir -p "$Q10/apt/lists/partial" "$Q10/apt/cache/archives/partial"
+  APT_OPTS=(-o "Dir::Etc::SourceList=$Q10/apt/sources.list" -o Dir::Etc::SourceParts=/nonexistent
+            -o "Dir::State::Lists=$Q10/apt/lists" -o "Dir::Cache=$Q10/apt/cache")
+  say "apt-get update (bookworm-backports, private config)"
+  run "apt-get update for bookworm-backports" apt-get "${APT_OPTS[@]}" -o APT::Sandbox::User=root update
+  DEBS_BPO=$Q10/debs
+  mkdir -p "$DEBS_BPO"
+  DEBS_SAVE=$DEBS; DEBS=$DEBS_BPO
+  apt_download "qemu-system-arm=$deb_ver"
+  run "unpacking qemu-system-arm" dpkg-deb -x "$(deb_of qemu-system-arm)" "$Q10/root"
+  DEBS=$DEBS_SAVE; APT_OPTS=()
+  rm -rf "$DEBS_BPO" "$Q10/apt/cache"
+  touch "$Q10/.arm.done"
+fi
+[[ -x $QEMU10_AARCH64 ]] || die "$QEMU10_AARCH64 missing after unpacking qemu-system-arm from bookworm-backports"
+nf=$(ldd "$QEMU10_AARCH64" 2>&1 | awk '/not found/ {print $1}' | tr '\n' ' ')
+[[ -z $nf ]] || die "QEMU 10 aarch64 needs host libraries that are missing: $nf"
+QEMU_MODULE_DIR=$QEMU10_MODULE_DIR "$QEMU10_AARCH64" -device help 2>&1 | grep -q '"vhost-user-scmi-pci"' \
+  || die "$QEMU10_AARCH64 has no vhost-user-scmi-pci device"
+
 # ---------------------------------------------------------------- 6. base initramfs
 INITRD_BASE=$CACHE/initramfs/base-$KVER.cpio.gz
 key=$(initrd_key "$EXTRA")
@@ -294,6 +323,7 @@ BENCH_SETUP_VERSION=$SETUP_VERSION
 QEMU72=$QEMU72
 QEMU10=$QEMU10
 QEMU10_MODULE_DIR=$QEMU10_MODULE_DIR
+QEMU10_AARCH64=$QEMU10_AARCH64
 KVER=$KVER
 KDEBVER=$KDEBVER
 VMLINUZ=$VMLINUZ

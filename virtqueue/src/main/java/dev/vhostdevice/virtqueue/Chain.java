@@ -1,5 +1,6 @@
 package dev.vhostdevice.virtqueue;
 
+import dev.vhostdevice.virtqueue.memory.OnDemandMemory;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 
@@ -28,6 +29,9 @@ public final class Chain {
     private long[] offsets = new long[INITIAL_PIECES];
     private long[] lengths = new long[INITIAL_PIECES];
     private long[] addresses = new long[INITIAL_PIECES];
+    /** Buffers mapped for this chain in memory mapped per access (Xen grants); none in the usual case. */
+    private OnDemandMemory.Mapping[] mapped;
+    private int mappedCount;
     private final ChainReader reader = new ChainReader(this);
     private final ChainWriter writer = new ChainWriter(this);
 
@@ -105,6 +109,9 @@ public final class Chain {
     }
 
     void reset(int newHead) {
+        if (mappedCount > 0) {
+            unmapAll(); // reused before its previous request completed: that request's mappings go now
+        }
         head = newHead;
         fault = null;
         descriptors = 0;
@@ -126,6 +133,9 @@ public final class Chain {
 
     void fail(ChainFault why) {
         fault = why;
+        if (mappedCount > 0) {
+            unmapAll();
+        }
         // Drop the pieces: a refused chain gives the device nothing to read or write.
         Arrays.fill(segments, 0, pieces, null);
         pieces = 0;
@@ -153,6 +163,30 @@ public final class Chain {
             firstWritable = pieces;
             readableBytes += length;
         }
+    }
+
+    /** Keeps a per-access mapping until the chain completes. */
+    void hold(OnDemandMemory.Mapping mapping) {
+        if (mapped == null) {
+            mapped = new OnDemandMemory.Mapping[INITIAL_PIECES];
+        } else if (mappedCount == mapped.length) {
+            mapped = Arrays.copyOf(mapped, mappedCount * 2);
+        }
+        mapped[mappedCount++] = mapping;
+    }
+
+    /** Per-access mappings this chain holds. */
+    int mappedCount() {
+        return mappedCount;
+    }
+
+    /** Undoes every per-access mapping: before the used entry is published, or when the chain is refused. */
+    void unmapAll() {
+        for (int i = 0; i < mappedCount; i++) {
+            mapped[i].unmap();
+            mapped[i] = null;
+        }
+        mappedCount = 0;
     }
 
     private void grow() {

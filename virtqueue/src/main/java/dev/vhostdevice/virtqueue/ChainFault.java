@@ -26,7 +26,9 @@ public enum ChainFault {
     /** A buffer not wholly inside guest memory, or wrapping past 2^64. */
     BUFFER_OUT_OF_RANGE("buffer outside guest memory"),
     /** The lengths of the chain's buffers add up to more than 2^32-1 bytes. */
-    TOTAL_LENGTH_OVERFLOW("total length over 2^32-1 bytes");
+    TOTAL_LENGTH_OVERFLOW("total length over 2^32-1 bytes"),
+    /** A buffer or table in memory mapped per access (a Xen grant) that the host could not map. */
+    BUFFER_NOT_MAPPABLE("buffer or indirect table could not be mapped (Xen grant refused)");
 
     private final String description;
 

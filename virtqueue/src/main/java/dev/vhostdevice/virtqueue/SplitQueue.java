@@ -13,8 +13,10 @@ import static dev.vhostdevice.virtqueue.VirtioRing.VIRTQ_DESC_F_NEXT;
 import static dev.vhostdevice.virtqueue.VirtioRing.VIRTQ_DESC_F_WRITE;
 import static dev.vhostdevice.virtqueue.VirtioRing.VIRTQ_USED_F_NO_NOTIFY;
 
+import dev.vhostdevice.virtqueue.memory.ErrnoException;
 import dev.vhostdevice.virtqueue.memory.GuestMemory;
 import dev.vhostdevice.virtqueue.memory.GuestRegion;
+import dev.vhostdevice.virtqueue.memory.OnDemandMemory;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.VarHandle;
@@ -79,6 +81,8 @@ public final class SplitQueue {
     private MemorySegment avail;
     private MemorySegment used;
     private boolean ready;
+    /** Per head, the chain holding per-access mappings for it; null until memory mapped per access is used. */
+    private Chain[] mappedHolders;
 
     // Run state.
     private int nextAvail;
@@ -244,6 +248,7 @@ public final class SplitQueue {
 
     /** Stops the queue without forgetting where it is (its state can still be read). */
     public void stop() {
+        unmapAllInFlight();
         ready = false;
         memory = null;
         desc = avail = used = null;
@@ -394,8 +399,14 @@ public final class SplitQueue {
     }
 
     private void walk(int head, Chain chain) {
+        if (chain.mappedCount() > 0 && mappedHolders != null && mappedHolders[chain.head()] == chain) {
+            mappedHolders[chain.head()] = null; // reset below unmaps what the chain held for its old head
+        }
         chain.reset(head);
         ChainFault why = walkInto(head, chain);
+        if (chain.mappedCount() > 0) {
+            trackMapped(head, chain);
+        }
         if (why != null) {
             chain.fail(why);
             chainFaults++;
@@ -456,6 +467,13 @@ public final class SplitQueue {
                 }
                 // The table replaces the rest of the chain; this descriptor's WRITE and NEXT are ignored.
                 table = region.segment();
+                if (table == null) {
+                    table = mapForChain(chain, region, offset, length, false);
+                    if (table == null) {
+                        return ChainFault.BUFFER_NOT_MAPPABLE;
+                    }
+                    offset = 0;
+                }
                 tableBase = offset;
                 tableEntries = (int) (length / DESCRIPTOR_SIZE);
                 indirect = true;
@@ -473,8 +491,11 @@ public final class SplitQueue {
             if (total > 0xFFFF_FFFFL) {
                 return ChainFault.TOTAL_LENGTH_OVERFLOW;
             }
-            if (length > 0 && !addPieces(chain, address, length, writable)) {
-                return ChainFault.BUFFER_OUT_OF_RANGE;
+            if (length > 0) {
+                ChainFault bad = addPieces(chain, address, length, writable);
+                if (bad != null) {
+                    return bad;
+                }
             }
             if ((flags & VIRTQ_DESC_F_NEXT) == 0) {
                 return null;
@@ -486,36 +507,92 @@ public final class SplitQueue {
         }
     }
 
-    /** Adds the buffer's pieces, one per region it covers; false if any byte lies outside guest memory. */
-    private boolean addPieces(Chain chain, long address, long length, boolean writable) {
+    /** Adds the buffer's pieces, one per region it covers; the fault if a byte is outside memory or unmappable. */
+    private ChainFault addPieces(Chain chain, long address, long length, boolean writable) {
         long at = address;
         long remaining = length;
         while (remaining > 0) {
             int regionIndex = memory.regionIndex(at);
             if (regionIndex < 0) {
-                return false;
+                return ChainFault.BUFFER_OUT_OF_RANGE;
             }
             GuestRegion region = memory.region(regionIndex);
             long offset = at - region.guestAddress();
             long step = Math.min(remaining, region.size() - offset);
-            chain.addPiece(region.segment(), offset, step, at, writable);
+            MemorySegment segment = region.segment();
+            if (segment == null) {
+                // Memory mapped per access: this piece gets its own mapping, held until the chain completes.
+                segment = mapForChain(chain, region, offset, step, writable);
+                if (segment == null) {
+                    return ChainFault.BUFFER_NOT_MAPPABLE;
+                }
+                offset = 0;
+            }
+            chain.addPiece(segment, offset, step, at, writable);
             remaining -= step;
             at += step;
             if (at == 0 && remaining > 0) {
-                return false; // wrapped past 2^64
+                return ChainFault.BUFFER_OUT_OF_RANGE; // wrapped past 2^64
             }
         }
-        return true;
+        return null;
+    }
+
+    /**
+     * Maps {@code length} bytes at {@code offset} of an on-demand region for {@code chain}, which holds the
+     * mapping until it completes; null if the host refused (logged).
+     */
+    private MemorySegment mapForChain(Chain chain, GuestRegion region, long offset, long length, boolean writable) {
+        try {
+            OnDemandMemory.Mapping mapping = region.onDemand().map(offset, length, writable);
+            chain.hold(mapping);
+            return mapping.segment();
+        } catch (ErrnoException | RuntimeException e) {
+            if (chainFaults < FAULTS_LOGGED_IN_FULL) { // the refused chain is counted and logged by walk()
+                LOG.warn("{}: cannot map 0x{} bytes at 0x{} ({}): {}", name, Long.toHexString(length),
+                        Long.toHexString(region.guestAddress() + offset), writable ? "writable" : "read-only",
+                        e.getMessage());
+            }
+            return null;
+        }
+    }
+
+    /** Remembers which chain holds per-access mappings for {@code head}, so completion by head unmaps them. */
+    private void trackMapped(int head, Chain chain) {
+        if (mappedHolders == null) {
+            mappedHolders = new Chain[maxSize];
+        }
+        mappedHolders[head] = chain;
+    }
+
+    /** Undoes the per-access mappings of {@code head}'s chain, if it holds any. */
+    private void unmapFor(int head) {
+        Chain holder = mappedHolders[head];
+        if (holder != null) {
+            mappedHolders[head] = null;
+            if (holder.head() == head) {
+                holder.unmapAll();
+            }
+        }
+    }
+
+    /** Undoes the per-access mappings of every chain in flight (the queue stops or resets). */
+    private void unmapAllInFlight() {
+        if (mappedHolders != null) {
+            for (int head = 0; head < mappedHolders.length; head++) {
+                unmapFor(head);
+            }
+        }
     }
 
     // ----------------------------------------------------------------------------------------- completion
 
     /** Completes {@code chain} with the bytes its writer wrote (0 for a refused chain). */
     public void addUsed(Chain chain) {
-        addUsed(chain.head(), chain.isValid() ? chain.bytesWritten() : 0);
         if (dirtyLog != null && chain.isValid()) {
-            logWritten(chain);
+            logWritten(chain); // before the used index announces the buffers (see addUsed(int, int))
         }
+        addUsed(chain.head(), chain.isValid() ? chain.bytesWritten() : 0);
     }
 
     /**
@@ -527,18 +604,22 @@ public final class SplitQueue {
         if (head < 0 || head >= size || !isInFlight(head)) {
             throw new IllegalStateException(name + ": head " + head + " is not in flight");
         }
+        if (mappedHolders != null) {
+            unmapFor(head); // per-access mappings go before the guest gets the buffers back
+        }
         long element = USED_RING + (long) VirtioRing.USED_ELEMENT_SIZE * (nextUsed & (size - 1));
         used.set(U32_PLAIN, element, head);
         used.set(U32_PLAIN, element + 4, length);
         nextUsed = (nextUsed + 1) & 0xFFFF;
-        // Release: the element and the buffer contents are visible before the index that announces them.
-        U16.setRelease(used, (long) USED_IDX, (short) nextUsed);
-        clearInFlight(head);
-        addedSinceDecision++;
         if (dirtyLog != null) {
+            // Logged before the index is published: a front-end that sees the used entry finds its log bits set.
             dirtyLog.markDirty(usedAddress + element, VirtioRing.USED_ELEMENT_SIZE);
             dirtyLog.markDirty(usedAddress + USED_IDX, 2);
         }
+        // Release: the element, the buffer contents and the log bits are visible before the index announcing them.
+        U16.setRelease(used, (long) USED_IDX, (short) nextUsed);
+        clearInFlight(head);
+        addedSinceDecision++;
     }
 
     private void logWritten(Chain chain) {

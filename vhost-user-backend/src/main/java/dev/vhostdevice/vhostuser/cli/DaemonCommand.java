@@ -95,11 +95,11 @@ public abstract class DaemonCommand {
             int lastIndex = paths.size() - 1;
             for (int i = 0; i < lastIndex; i++) {
                 synchronized (servers) {
-                    servers.add(VhostUserServer.start(paths.get(i), factories.get(i)));
+                    servers.add(VhostUserServer.start(paths.get(i), factories.get(i), sockets.serverOptions()));
                 }
             }
             synchronized (servers) {
-                last = VhostUserServer.listen(paths.get(lastIndex), factories.get(lastIndex));
+                last = VhostUserServer.listen(paths.get(lastIndex), factories.get(lastIndex), sockets.serverOptions());
                 servers.add(last);
             }
         } catch (Exception e) {

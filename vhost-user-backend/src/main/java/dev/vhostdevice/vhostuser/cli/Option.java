@@ -15,9 +15,10 @@ import java.nio.file.Path;
  * @param description  one sentence or a few for {@code --help}
  * @param defaultValue the value when the option is absent, shown in help; null for none
  * @param required     whether the option must be given
+ * @param repeatable   whether the option may be given more than once ({@link ParsedArgs#strings} reads all values)
  */
 public record Option(String shortName, String longName, Type type, String label, String description,
-        String defaultValue, boolean required) {
+        String defaultValue, boolean required, boolean repeatable) {
 
     /** What an option's value is; checked while parsing, so a malformed number is a usage error naming it. */
     public enum Type {
@@ -49,9 +50,15 @@ public record Option(String shortName, String longName, Type type, String label,
         if ((type == Type.FLAG) != (label == null)) {
             throw new IllegalArgumentException(longName + ": a flag has no value label, any other option has one");
         }
-        if (type == Type.FLAG && (defaultValue != null || required)) {
-            throw new IllegalArgumentException(longName + ": a flag has no default and is never required");
+        if (type == Type.FLAG && (defaultValue != null || required || repeatable)) {
+            throw new IllegalArgumentException(longName + ": a flag has no default and is never required or repeated");
         }
+    }
+
+    /** An option given at most once. */
+    public Option(String shortName, String longName, Type type, String label, String description,
+            String defaultValue, boolean required) {
+        this(shortName, longName, type, label, description, defaultValue, required, false);
     }
 
     /** A flag: present or not. */
@@ -66,12 +73,17 @@ public record Option(String shortName, String longName, Type type, String label,
 
     /** This option with a default value (used when absent, shown in help). */
     public Option withDefault(String value) {
-        return new Option(shortName, longName, type, label, description, value, required);
+        return new Option(shortName, longName, type, label, description, value, required, repeatable);
     }
 
     /** This option, which must be given. */
     public Option asRequired() {
-        return new Option(shortName, longName, type, label, description, defaultValue, true);
+        return new Option(shortName, longName, type, label, description, defaultValue, true, repeatable);
+    }
+
+    /** This option, which may be given any number of times ({@code -d a -d b}). */
+    public Option asRepeatable() {
+        return new Option(shortName, longName, type, label, description, defaultValue, required, true);
     }
 
     /** Whether {@code name} ({@code -x} or {@code --name}) names this option. */

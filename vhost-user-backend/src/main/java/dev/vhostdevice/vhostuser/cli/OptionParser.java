@@ -7,7 +7,8 @@ import java.util.List;
 
 /**
  * A small command-line parser: options only (no positional arguments), each given as {@code -x VALUE},
- * {@code --name VALUE}, {@code -x=VALUE} or {@code --name=VALUE}, at most once; flags take no value.
+ * {@code --name VALUE}, {@code -x=VALUE} or {@code --name=VALUE}, at most once unless the option is repeatable;
+ * flags take no value.
  * {@link #HELP} and {@link #VERSION} are always accepted, and while either is given required options are not
  * checked. Every error is a {@link UsageException} with a one-line message naming the option.
  *
@@ -77,6 +78,11 @@ public final class OptionParser {
             } else {
                 throw new UsageException("Missing required parameter for option '" + option.longName() + "' ("
                         + option.label() + ")");
+            }
+            if (values[index] != null && option.repeatable()) {
+                option.type().check(option, value);
+                values[index] = values[index] + ParsedArgs.REPEAT_SEPARATOR + value;
+                continue;
             }
             if (values[index] != null) {
                 throw new UsageException("option '" + option.longName() + "' (" + (option.label() != null

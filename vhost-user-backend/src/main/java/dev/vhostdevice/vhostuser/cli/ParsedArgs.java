@@ -9,6 +9,9 @@ import java.util.NoSuchElementException;
  * declare, or as another type, is a programming error ({@link IllegalArgumentException}).
  */
 public final class ParsedArgs {
+    /** Joins the values of a repeated option: a NUL cannot occur in a command-line argument. */
+    static final char REPEAT_SEPARATOR = '\0';
+
     private final Option[] options;
     private final String[] values;
 
@@ -25,6 +28,18 @@ public final class ParsedArgs {
     /** The value as given, or the default; null if neither. */
     public String string(Option option) {
         return valueOrDefault(option, Option.Type.STRING);
+    }
+
+    /**
+     * Every value of a repeatable option in command-line order; the default alone if none was given; empty if
+     * neither.
+     */
+    public java.util.List<String> strings(Option option) {
+        String value = valueOrDefault(option, Option.Type.STRING);
+        if (value == null) {
+            return java.util.List.of();
+        }
+        return java.util.List.of(value.split(String.valueOf(REPEAT_SEPARATOR), -1));
     }
 
     /** The value or the default, as a path; null if neither. */

@@ -1,11 +1,13 @@
 package dev.vhostdevice.vhostuser.cli;
 
+import dev.vhostdevice.vhostuser.server.ServerOptions;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 
 /**
- * The socket options every device daemon shares: {@code -s/--socket-path} and {@code -c/--socket-count}. With
+ * The options every device daemon shares: {@code -s/--socket-path}, {@code -c/--socket-count} and
+ * {@code --device-state}. With
  * N &gt; 1 sockets PATH0 … PATH(N-1) are served (a plain suffix, as the rust-vmm daemons do); with N = 1 exactly
  * PATH.
  */
@@ -17,16 +19,26 @@ public final class SocketOptions {
             "Unix socket to listen on (with --socket-count N > 1: PATH0 .. PATH(N-1)).").asRequired();
     public static final Option SOCKET_COUNT = Option.value("-c", "--socket-count", Option.Type.INT, "N",
             "Number of sockets (guests) to serve.").withDefault("1");
-    /** Both, for a command's option list. */
-    public static final List<Option> OPTIONS = List.of(SOCKET_PATH, SOCKET_COUNT);
+    public static final Option DEVICE_STATE = Option.flag(null, "--device-state",
+            "Offer device-state migration (DEVICE_STATE) for devices that can save state; the Xen bridge "
+                    + "refuses back-ends offering it.");
+    /** All of them, for a command's option list. */
+    public static final List<Option> OPTIONS = List.of(SOCKET_PATH, SOCKET_COUNT, DEVICE_STATE);
 
     Path socketPath;
     int socketCount = 1;
+    boolean deviceState;
 
     /** Takes the values from a parsed command line. */
     public void read(ParsedArgs args) {
         socketPath = args.path(SOCKET_PATH);
         socketCount = args.intValue(SOCKET_COUNT);
+        deviceState = args.isSet(DEVICE_STATE);
+    }
+
+    /** The server options these command-line choices make. */
+    public ServerOptions serverOptions() {
+        return ServerOptions.DEFAULTS.withDeviceState(deviceState);
     }
 
     public Path socketPath() {

@@ -16,11 +16,14 @@ public final class FeatureOffer {
     public static final long ENGINE_VIRTIO_FEATURES = bit(VIRTIO_F_VERSION_1) | bit(VIRTIO_RING_F_INDIRECT_DESC)
             | bit(VIRTIO_RING_F_EVENT_IDX) | bit(VHOST_USER_F_PROTOCOL_FEATURES) | bit(VHOST_F_LOG_ALL);
 
-    /** Protocol features the engine implements for every device (all at or below bit 17). */
+    /**
+     * Protocol features the engine implements for every device, all at or below bit 17 (the highest the Xen
+     * bridge accepts). XEN_MMAP: the region layout is then read from each message (see {@code RegionLayout}).
+     */
     public static final long ENGINE_PROTOCOL_FEATURES = ProtocolFeature.maskOf(ProtocolFeature.MQ,
             ProtocolFeature.REPLY_ACK, ProtocolFeature.BACKEND_REQ, ProtocolFeature.INFLIGHT_SHMFD,
             ProtocolFeature.RESET_DEVICE, ProtocolFeature.CONFIGURE_MEM_SLOTS, ProtocolFeature.STATUS,
-            ProtocolFeature.LOG_SHMFD);
+            ProtocolFeature.LOG_SHMFD, ProtocolFeature.XEN_MMAP);
 
     private FeatureOffer() {
     }
@@ -29,17 +32,23 @@ public final class FeatureOffer {
         return device.deviceFeatures() | ENGINE_VIRTIO_FEATURES;
     }
 
+    /** The default offer: no bit above 17, so the Xen bridge accepts it. */
+    public static long protocolFeatures(VirtioDevice device) {
+        return protocolFeatures(device, false);
+    }
+
     /**
      * The engine's protocol features, plus CONFIG when the device has config space (QEMU warns about CONFIG on
-     * devices without one) and DEVICE_STATE when it can save state; then the device's own filter. Bits the engine
-     * does not implement are dropped whatever the device says.
+     * devices without one) and DEVICE_STATE when it can save state and the user asked for it ({@code
+     * offerDeviceState}: bit 19 makes the Xen bridge refuse the back-end); then the device's own filter. Bits the
+     * engine does not implement are dropped whatever the device says.
      */
-    public static long protocolFeatures(VirtioDevice device) {
+    public static long protocolFeatures(VirtioDevice device, boolean offerDeviceState) {
         long offer = ENGINE_PROTOCOL_FEATURES;
         if (device.configSize() > 0) {
             offer |= ProtocolFeature.CONFIG.mask();
         }
-        if (device.supportsState()) {
+        if (offerDeviceState && device.supportsState()) {
             offer |= ProtocolFeature.DEVICE_STATE.mask();
         }
         return device.protocolFeatures(offer) & offer;

@@ -2,7 +2,6 @@ package dev.vhostdevice.vhostuser.engine;
 
 import dev.vhostdevice.vhostuser.protocol.Payload;
 import dev.vhostdevice.vhostuser.protocol.ProtocolException;
-import dev.vhostdevice.vhostuser.sys.Linux;
 import dev.vhostdevice.virtqueue.VirtioRing;
 import dev.vhostdevice.virtqueue.memory.ErrnoException;
 import dev.vhostdevice.virtqueue.memory.GuestMemory;
@@ -36,24 +35,20 @@ final class InflightBuffer implements AutoCloseable {
     }
 
     /** GET_INFLIGHT_FD: a zero-filled, size-sealed memory file for the front-end to keep. */
-    static int create(Linux linux, Payload.Inflight request) throws ProtocolException, ErrnoException {
+    static int create(MemoryMapper files, Payload.Inflight request) throws ProtocolException, ErrnoException {
         validate(request);
-        return linux.createSealedMemoryFile("vhost-user-inflight", sizeFor(request));
+        return files.createSealedMemoryFile("vhost-user-inflight", sizeFor(request));
     }
 
     /** SET_INFLIGHT_FD: maps the front-end's buffer (checked against the file's size). */
-    static InflightBuffer map(MemoryMapper mapper, Payload.Inflight request, int fd)
+    static InflightBuffer map(RegionMapper mapper, Payload.Inflight request, int fd)
             throws ProtocolException, ErrnoException {
         validate(request);
         if (Long.compareUnsigned(request.mmapSize(), sizeFor(request)) < 0) {
             throw ProtocolException.invalid("inflight buffer of " + request.mmapSize() + " bytes, need " + sizeFor(request));
         }
-        try {
-            GuestMemory mapping = GuestMemory.builder(mapper).mapFile(0, request.mmapSize(), fd, request.mmapOffset()).build();
-            return new InflightBuffer(mapping, request.numQueues(), request.queueSize());
-        } catch (IllegalArgumentException e) {
-            throw ProtocolException.invalid("inflight buffer: " + e.getMessage());
-        }
+        GuestMemory mapping = mapper.mapArea("inflight buffer", request.mmapSize(), fd, request.mmapOffset());
+        return new InflightBuffer(mapping, request.numQueues(), request.queueSize());
     }
 
     /**

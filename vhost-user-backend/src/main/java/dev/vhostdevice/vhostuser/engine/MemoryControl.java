@@ -66,7 +66,7 @@ final class MemoryControl {
         RegionTable current = table;
         int index = current.find(region);
         if (index < 0) {
-            throw ProtocolException.invalid("no region " + FdRegionMapper.describe(region) + " to remove");
+            throw ProtocolException.invalid("no region " + RegionMapper.describe(region) + " to remove");
         }
         install(current.minus(index));
     }

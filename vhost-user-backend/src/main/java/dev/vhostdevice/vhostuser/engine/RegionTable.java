@@ -51,11 +51,15 @@ final class RegionTable {
 
     /**
      * The guest-physical address of the front-end user address {@code uva}, if [uva, uva + length) lies inside
-     * one region's user range; else throws.
+     * one region's user range; else throws. Regions with user address 0 are skipped: the Xen bridge sends its
+     * per-access grant regions so, never mapping them itself.
      */
     long userToGuest(long uva, long length, String what) throws ProtocolException {
         for (Mapping m : mappings) {
             MemoryRegion r = m.region();
+            if (r.userAddr() == 0) {
+                continue;
+            }
             long offset = uva - r.userAddr();
             if (Long.compareUnsigned(uva, r.userAddr()) >= 0 && Long.compareUnsigned(offset, r.memorySize()) < 0
                     && Long.compareUnsigned(length, r.memorySize() - offset) <= 0) {

@@ -475,12 +475,7 @@ final class RingControl implements Worker.Events {
             throw ProtocolException.invalid("log area of 0x" + Long.toHexString(area.mmapSize()) + " bytes at offset 0x"
                     + Long.toHexString(area.mmapOffset()));
         }
-        GuestMemory mapping;
-        try {
-            mapping = GuestMemory.builder(session.mapper()).mapFile(0, area.mmapSize(), fd, area.mmapOffset()).build();
-        } catch (IllegalArgumentException e) {
-            throw ProtocolException.invalid("log area: " + e.getMessage());
-        }
+        GuestMemory mapping = session.regionMapper().mapArea("log area", area.mmapSize(), fd, area.mmapOffset());
         DirtyLogArea next = new DirtyLogArea(mapping);
         DirtyLogArea old = worker.call(() -> {
             DirtyLogArea previous = log;

@@ -68,6 +68,12 @@ public final class VhostUserSession implements AutoCloseable {
 
     public VhostUserSession(Linux linux, MemoryMapper mapper, RegionMapper regionMapper, VirtioDevice device,
                             int socket, String name) throws ErrnoException {
+        this(linux, mapper, regionMapper, device, socket, name, false);
+    }
+
+    /** {@code offerDeviceState}: offer DEVICE_STATE if the device can save state (see {@link FeatureOffer}). */
+    public VhostUserSession(Linux linux, MemoryMapper mapper, RegionMapper regionMapper, VirtioDevice device,
+                            int socket, String name, boolean offerDeviceState) throws ErrnoException {
         this.linux = linux;
         this.mapper = mapper;
         this.regionMapper = regionMapper;
@@ -77,7 +83,7 @@ public final class VhostUserSession implements AutoCloseable {
         this.channel = new MessageChannel(linux, socket);
         try {
             this.offeredFeatures = FeatureOffer.virtioFeatures(device);
-            this.offeredProtocolFeatures = FeatureOffer.protocolFeatures(device);
+            this.offeredProtocolFeatures = FeatureOffer.protocolFeatures(device, offerDeviceState);
             Notifier notifier = new Notifier();
             this.vrings = new Vring[device.queueCount()];
             for (int i = 0; i < vrings.length; i++) {
@@ -107,10 +113,6 @@ public final class VhostUserSession implements AutoCloseable {
     /** How regions are mapped: from fds (QEMU), or another layout's mapper (Xen). */
     RegionMapper regionMapper() {
         return regionMapper;
-    }
-
-    MemoryMapper mapper() {
-        return mapper;
     }
 
     VirtioDevice device() {
@@ -179,7 +181,8 @@ public final class VhostUserSession implements AutoCloseable {
             }
             try {
                 checkFdCount(request, fds);
-                Payload payload = PayloadCodec.decode(request, channel.body(), header.size(), RegionLayout.STANDARD);
+                Payload payload = PayloadCodec.decode(request, channel.body(), header.size(),
+                        RegionLayout.negotiated(ackedProtocolFeatures));
                 RequestGates.check(this, request);
                 boolean replied = dispatch(request, payload, fds);
                 if (!replied && header.needsReply() && protocolAcked(REPLY_ACK)) {
@@ -294,7 +297,7 @@ public final class VhostUserSession implements AutoCloseable {
             }
             case GET_INFLIGHT_FD -> {
                 Payload.Inflight asked = (Payload.Inflight) payload;
-                int fd = InflightBuffer.create(linux, asked);
+                int fd = InflightBuffer.create(mapper, asked);
                 try {
                     Payload.Inflight answer = new Payload.Inflight(InflightBuffer.sizeFor(asked), 0,
                             asked.numQueues(), asked.queueSize());
@@ -310,7 +313,7 @@ public final class VhostUserSession implements AutoCloseable {
                     // Started rings hold regions of the current buffer; QEMU sends this before any ring starts.
                     throw ProtocolException.invalid("SET_INFLIGHT_FD while rings run");
                 }
-                InflightBuffer next = InflightBuffer.map(mapper, (Payload.Inflight) payload, fds.peek(0));
+                InflightBuffer next = InflightBuffer.map(regionMapper, (Payload.Inflight) payload, fds.peek(0));
                 InflightBuffer old = inflight;
                 inflight = next;
                 rings.setInflight(next);

@@ -12,8 +12,11 @@ public record MessageHeader(int request, int flags, int size) {
     public static final int NEED_REPLY = 0x8;
     /** Largest payload accepted (rust-vmm MAX_MSG_SIZE); anything larger closes the connection. */
     public static final int MAX_PAYLOAD = 4096;
-    /** Most fds one message may carry (QEMU, libvhost-user: VHOST_MEMORY_BASELINE_NREGIONS). */
-    public static final int MAX_FDS = 8;
+    /**
+     * Most fds one message may carry: rust-vmm's MAX_ATTACHED_FD_ENTRIES. QEMU sends at most 8
+     * (VHOST_MEMORY_BASELINE_NREGIONS); the Xen bridge sends 7, 13 or 19 grant regions for 1-3 queues.
+     */
+    public static final int MAX_FDS = 32;
 
     public int version() {
         return flags & VERSION_MASK;

@@ -46,7 +46,10 @@ public final class PayloadCodec {
     private PayloadCodec() {
     }
 
-    /** Decodes the {@code size}-byte body of {@code request} held in {@code body}. */
+    /**
+     * Decodes the {@code size}-byte body of {@code request} held in {@code body}; {@code layout} is the negotiated
+     * region layout, which decides the acceptable region entry sizes ({@link RegionLayout#ofEntries}).
+     */
     public static Payload decode(FrontendRequest request, MemorySegment body, int size, RegionLayout layout)
             throws ProtocolException {
         return switch (request) {
@@ -74,8 +77,11 @@ public final class PayloadCodec {
             }
             case SET_MEM_TABLE -> decodeTable(body, size, layout);
             case ADD_MEM_REG, REM_MEM_REG -> {
-                exact(request, size, SINGLE_REGION_PADDING + layout.size());
-                yield new SingleRegion(region(body, SINGLE_REGION_PADDING, layout));
+                RegionLayout entry = RegionLayout.ofEntries(size - SINGLE_REGION_PADDING, 1, layout);
+                if (entry == null) {
+                    throw noLayout(request, size, 1, layout);
+                }
+                yield new SingleRegion(region(body, SINGLE_REGION_PADDING, entry));
             }
             case SET_LOG_BASE -> {
                 exact(request, size, LOG_SIZE);
@@ -115,6 +121,12 @@ public final class PayloadCodec {
         return ProtocolException.invalid(request + ": payload of " + size + " bytes, expected " + expected);
     }
 
+    private static ProtocolException noLayout(FrontendRequest request, int size, int count, RegionLayout negotiated) {
+        return ProtocolException.invalid(request + ": payload of " + size + " bytes fits neither " + count
+                + " regions of 32 bytes" + (negotiated == RegionLayout.XEN ? " nor of 40 bytes (XEN_MMAP)"
+                : " (40-byte Xen regions need XEN_MMAP negotiated)"));
+    }
+
     private static MemoryTable decodeTable(MemorySegment body, int size, RegionLayout layout)
             throws ProtocolException {
         if (size < MEMORY_TABLE_HEADER_SIZE) {
@@ -129,12 +141,13 @@ public final class PayloadCodec {
         if (padding != 0) {
             throw ProtocolException.invalid("SET_MEM_TABLE: non-zero padding");
         }
-        if (size != MEMORY_TABLE_HEADER_SIZE + count * layout.size()) {
-            throw wrongSize(FrontendRequest.SET_MEM_TABLE, size, MEMORY_TABLE_HEADER_SIZE + count * layout.size());
+        RegionLayout entry = RegionLayout.ofEntries(size - MEMORY_TABLE_HEADER_SIZE, count, layout);
+        if (entry == null) {
+            throw noLayout(FrontendRequest.SET_MEM_TABLE, size, count, layout);
         }
         List<MemoryRegion> regions = new ArrayList<>(count);
         for (int i = 0; i < count; i++) {
-            regions.add(region(body, MEMORY_TABLE_HEADER_SIZE + (long) i * layout.size(), layout));
+            regions.add(region(body, MEMORY_TABLE_HEADER_SIZE + (long) i * entry.size(), entry));
         }
         return new MemoryTable(regions);
     }

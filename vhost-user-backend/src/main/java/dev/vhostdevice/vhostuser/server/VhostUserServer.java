@@ -2,11 +2,12 @@ package dev.vhostdevice.vhostuser.server;
 
 import dev.vhostdevice.vhostuser.device.DeviceFactory;
 import dev.vhostdevice.vhostuser.device.VirtioDevice;
-import dev.vhostdevice.vhostuser.engine.FdRegionMapper;
+import dev.vhostdevice.vhostuser.engine.RegionMapper;
 import dev.vhostdevice.vhostuser.engine.VhostUserSession;
 import dev.vhostdevice.vhostuser.sys.Linux;
 import dev.vhostdevice.virtqueue.memory.Errno;
 import dev.vhostdevice.virtqueue.memory.ErrnoException;
+import dev.vhostdevice.virtqueue.memory.AreaMapper;
 import dev.vhostdevice.virtqueue.memory.MemoryMapper;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -38,6 +39,7 @@ public final class VhostUserServer implements AutoCloseable {
     private final DeviceFactory factory;
     private final Linux linux;
     private final MemoryMapper mapper;
+    private final ServerOptions options;
     private final int listenFd;
     /** The thread the accept loop runs on: its own, or the caller's with {@link #serveOnThisThread()}. */
     private final Thread thread;
@@ -48,11 +50,13 @@ public final class VhostUserServer implements AutoCloseable {
     private volatile VhostUserSession current;
     private volatile boolean closing;
 
-    private VhostUserServer(Path path, DeviceFactory factory, Linux linux, MemoryMapper mapper) throws IOException {
+    private VhostUserServer(Path path, DeviceFactory factory, Linux linux, MemoryMapper mapper,
+                            ServerOptions options) throws IOException {
         this.path = path;
         this.factory = factory;
         this.linux = linux;
         this.mapper = mapper;
+        this.options = options;
         removeStaleSocket(path);
         this.listenFd = linux.listenUnix(path, 1);
         // A Runnable class, not this::acceptLoop: the first lambda would cost milliseconds before listening.
@@ -61,13 +65,24 @@ public final class VhostUserServer implements AutoCloseable {
 
     /** Listens on {@code path} and serves front-ends there until closed. */
     public static VhostUserServer start(Path path, DeviceFactory factory) throws IOException {
-        return start(path, factory, Linux.system(), MemoryMapper.system());
+        return start(path, factory, ServerOptions.DEFAULTS);
+    }
+
+    /** Same, with the user's choices. */
+    public static VhostUserServer start(Path path, DeviceFactory factory, ServerOptions options) throws IOException {
+        return start(path, factory, Linux.system(), MemoryMapper.system(), options);
     }
 
     /** Same, over substitute native seams. */
     public static VhostUserServer start(Path path, DeviceFactory factory, Linux linux, MemoryMapper mapper)
             throws IOException {
-        VhostUserServer server = new VhostUserServer(path, factory, linux, mapper);
+        return start(path, factory, linux, mapper, ServerOptions.DEFAULTS);
+    }
+
+    /** Same, over substitute native seams, with the user's choices. */
+    public static VhostUserServer start(Path path, DeviceFactory factory, Linux linux, MemoryMapper mapper,
+                                        ServerOptions options) throws IOException {
+        VhostUserServer server = new VhostUserServer(path, factory, linux, mapper, options);
         server.loopClaimed.set(true);
         server.thread.start();
         return server;
@@ -77,8 +92,8 @@ public final class VhostUserServer implements AutoCloseable {
      * Listens on {@code path} without serving yet: {@link #serveOnThisThread()} then runs the accept loop on the
      * caller's thread (a daemon's main thread, which would otherwise only wait), until {@link #close()}.
      */
-    public static VhostUserServer listen(Path path, DeviceFactory factory) throws IOException {
-        return new VhostUserServer(path, factory, Linux.system(), MemoryMapper.system());
+    public static VhostUserServer listen(Path path, DeviceFactory factory, ServerOptions options) throws IOException {
+        return new VhostUserServer(path, factory, Linux.system(), MemoryMapper.system(), options);
     }
 
     /**
@@ -187,7 +202,8 @@ public final class VhostUserServer implements AutoCloseable {
         }
         VhostUserSession session;
         try {
-            session = new VhostUserSession(linux, mapper, new FdRegionMapper(mapper), device, socket, name);
+            session = new VhostUserSession(linux, mapper, new RegionMapper(new AreaMapper(mapper, options.xen())), device, socket,
+                    name, options.offerDeviceState());
         } catch (ErrnoException | RuntimeException | LinkageError e) {
             // The session closed the socket itself (closing it here again could hit a reused fd number).
             Log.LOG.error("{}: cannot start the session: {}", name, e.toString());

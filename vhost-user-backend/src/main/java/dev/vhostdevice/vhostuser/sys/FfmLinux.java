@@ -52,10 +52,6 @@ final class FfmLinux implements Linux {
     private static final int O_NONBLOCK = 0x800;
     private static final int O_RDONLY = 0;
     private static final int O_CLOEXEC = 0x80000;
-    private static final int MFD_CLOEXEC = 0x1;
-    private static final int MFD_ALLOW_SEALING = 0x2;
-    private static final int F_ADD_SEALS = 1033;
-    private static final int F_GET_SEALS = 1034;
 
     private static final long SOCKADDR_UN_SIZE = 110;
     private static final int SUN_PATH_MAX = 108;
@@ -128,16 +124,12 @@ final class FfmLinux implements Linux {
         static final MethodHandle OPEN = downcall("open", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
     }
 
-    /** fcntl, memfds and close. */
+    /** fcntl and close. */
     private static final class Files {
         static final MethodHandle FCNTL_GET = downcall("fcntl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
         static final MethodHandle FCNTL_SET =
                 LINKER.downcallHandle(find("fcntl"), FunctionDescriptor.of(JAVA_INT,
                         JAVA_INT, JAVA_INT, JAVA_INT), CAPTURE_ERRNO, Linker.Option.firstVariadicArg(2));
-        static final MethodHandle MEMFD_CREATE =
-                downcall("memfd_create", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
-        static final MethodHandle FTRUNCATE =
-                downcall("ftruncate", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG));
         static final MethodHandle CLOSE =
                 LINKER.downcallHandle(find("close"), FunctionDescriptor.of(JAVA_INT, JAVA_INT));
     }
@@ -541,53 +533,6 @@ final class FfmLinux implements Linux {
             if (wanted != flags && (int) Files.FCNTL_SET.invokeExact(s.state, fd, F_SETFL, wanted) < 0) {
                 throw new ErrnoException("fcntl(F_SETFL)", errno(s.state));
             }
-        } catch (ErrnoException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw downcallFailed("fcntl", t);
-        }
-    }
-
-    @Override
-    public int createSealedMemoryFile(String name, long size) throws ErrnoException {
-        if (size <= 0) {
-            throw new ErrnoException("memfd_create " + name + " (size " + size + ")", Errno.EINVAL);
-        }
-        Scratch s = SCRATCH.get();
-        try (Arena call = Arena.ofConfined()) {
-            MemorySegment cName = call.allocateFrom(name);
-            int fd = (int) Files.MEMFD_CREATE.invokeExact(s.state, cName, MFD_CLOEXEC | MFD_ALLOW_SEALING);
-            if (fd < 0) {
-                throw new ErrnoException("memfd_create " + name, errno(s.state));
-            }
-            try {
-                if ((int) Files.FTRUNCATE.invokeExact(s.state, fd, size) != 0) {
-                    throw new ErrnoException("ftruncate " + name + " to " + size, errno(s.state));
-                }
-                if ((int) Files.FCNTL_SET.invokeExact(s.state, fd, F_ADD_SEALS, SEALS_FIXED_SIZE) != 0) {
-                    throw new ErrnoException("fcntl(F_ADD_SEALS) " + name, errno(s.state));
-                }
-            } catch (ErrnoException e) {
-                close(fd);
-                throw e;
-            }
-            return fd;
-        } catch (ErrnoException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw downcallFailed("memfd_create", t);
-        }
-    }
-
-    @Override
-    public int seals(int fd) throws ErrnoException {
-        Scratch s = SCRATCH.get();
-        try {
-            int seals = (int) Files.FCNTL_GET.invokeExact(s.state, fd, F_GET_SEALS);
-            if (seals < 0) {
-                throw new ErrnoException("fcntl(F_GET_SEALS)", errno(s.state));
-            }
-            return seals;
         } catch (ErrnoException e) {
             throw e;
         } catch (Throwable t) {

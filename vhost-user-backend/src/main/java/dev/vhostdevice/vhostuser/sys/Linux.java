@@ -6,7 +6,8 @@ import java.nio.file.Path;
 
 /**
  * The native seam of the vhost-user engine: every system call this module makes (sockets with fd passing,
- * eventfd, epoll, read/write, close). Memory mapping goes through virtqueue's {@code MemoryMapper}.
+ * eventfd, epoll, read/write, close). Memory mapping and memory files go through virtqueue's
+ * {@code MemoryMapper}.
  * {@link #system()} is the real one (java.lang.foreign); tests substitute their own to inject failures.
  *
  * <p>Fds are plain ints end to end. Every method that creates an fd creates it close-on-exec.
@@ -77,19 +78,6 @@ public interface Linux {
      * send (a pipe nobody reads, say) must not block the worker in {@link #writeEventfd} or {@link #readEventfd}.
      */
     void setNonBlocking(int fd) throws ErrnoException;
-
-    /** Seals of a memory file that forbid growing, shrinking and further sealing (F_SEAL_GROW|SHRINK|SEAL). */
-    int SEALS_FIXED_SIZE = 0x4 | 0x2 | 0x1;
-
-    /**
-     * A zero-filled memory file of {@code size} bytes to share with the front-end (the inflight buffer):
-     * {@code memfd_create(MFD_CLOEXEC | MFD_ALLOW_SEALING)}, sized, then sealed with {@link #SEALS_FIXED_SIZE}
-     * so neither side can resize it under the other's mapping.
-     */
-    int createSealedMemoryFile(String name, long size) throws ErrnoException;
-
-    /** {@code fcntl(F_GET_SEALS)}: the seals on a memory file. */
-    int seals(int fd) throws ErrnoException;
 
     /**
      * {@code poll} for {@code events} (POLLIN = 1) on one fd: true if ready within {@code timeoutMillis}, false on

@@ -7,8 +7,8 @@ import java.util.Arrays;
  * receiving allocates nothing. Whatever is not {@link #take taken} must be {@link #closeAll closed}.
  */
 public final class ReceivedFds {
-    /** More than any vhost-user message may carry (8), so an excess is seen and refused rather than truncated. */
-    public static final int CAPACITY = 16;
+    /** More than any vhost-user message may carry (32), so an excess is seen and refused rather than truncated. */
+    public static final int CAPACITY = 40;
 
     private final int[] fds = new int[CAPACITY];
     private int count;

@@ -38,6 +38,17 @@ class DaemonCommandTest {
     }
 
     @Test
+    void deviceStateMigrationIsOfferedOnlyWhenTheUserAsksForIt() {
+        EchoCommand plain = new EchoCommand();
+        plain.parseArgs("-s", "/tmp/a");
+        assertFalse(plain.sockets.serverOptions().offerDeviceState());
+        EchoCommand migrating = new EchoCommand();
+        migrating.parseArgs("-s", "/tmp/a", "--device-state");
+        assertTrue(migrating.sockets.serverOptions().offerDeviceState());
+        assertTrue(plain.help().contains("--device-state"));
+    }
+
+    @Test
     void badArgumentsGiveOneLineAndExitStatusTwo() {
         int status = DaemonCommand.execute(new EchoCommand(), "--socket-count", "x", "-s", "/tmp/a");
         assertEquals(DaemonCommand.EXIT_USAGE, status);

@@ -166,7 +166,17 @@ class OptionParserTest {
                 Try 'vhost-device-echo --help' for more information.
                 """, err.toString(StandardCharsets.UTF_8));
         String printed = out.toString(StandardCharsets.UTF_8);
-        assertTrue(printed.startsWith("Usage: vhost-device-echo [-hV] [-c=N] -s=PATH\nEcho test device.\n"), printed);
+        assertTrue(printed.startsWith("Usage: vhost-device-echo [-hV] [-c=N] [--device-state] -s=PATH\nEcho test device.\n"), printed);
         assertTrue(printed.contains("vhost-device-echo (development build)\nJava "), printed);
+    }
+
+    @Test
+    void aRepeatableOptionKeepsEveryValueInOrderAndOthersStayOnce() {
+        Option device = Option.value("-d", "--device", Option.Type.STRING, "SPEC", "A device.").asRepeatable();
+        OptionParser withRepeat = new OptionParser("vhost-device-test", "A test command.", List.of(PATH, device));
+        ParsedArgs args = withRepeat.parse("-s", "/a", "-d", "fake", "--device=iio,path=/x", "-d", "fake,name=b");
+        assertEquals(List.of("fake", "iio,path=/x", "fake,name=b"), args.strings(device));
+        assertEquals(List.of(), withRepeat.parse("-s", "/a").strings(device));
+        assertThrows(UsageException.class, () -> withRepeat.parse("-s", "/a", "-s", "/b"));
     }
 }

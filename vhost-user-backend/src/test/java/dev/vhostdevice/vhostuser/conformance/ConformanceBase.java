@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import dev.vhostdevice.vhostuser.frontend.FrontendQueue;
 import dev.vhostdevice.vhostuser.frontend.TestFrontend;
 import dev.vhostdevice.vhostuser.protocol.ProtocolFeature;
+import dev.vhostdevice.vhostuser.server.ServerOptions;
 import dev.vhostdevice.vhostuser.server.VhostUserServer;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -42,7 +43,7 @@ abstract class ConformanceBase {
             ProbeDevice d = new ProbeDevice(withState());
             devices.add(d);
             return d;
-        });
+        }, ServerOptions.DEFAULTS.withDeviceState(withState()));
         fe = TestFrontend.connect(server.socketPath()).timeout(WAIT);
     }
 

@@ -16,6 +16,7 @@ import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.vhostdevice.vhostuser.protocol.ProtocolFeature;
+import dev.vhostdevice.vhostuser.server.ServerOptions;
 import dev.vhostdevice.vhostuser.server.VhostUserServer;
 import dev.vhostdevice.vhostuser.sys.Linux;
 import dev.vhostdevice.vhostuser.testkit.EchoDevice;
@@ -125,7 +126,7 @@ class DeviceStateTransferTest {
                 StatefulDevice d = new StatefulDevice(initialState);
                 devices.add(d);
                 return d;
-            });
+            }, ServerOptions.DEFAULTS.withDeviceState(true));
         }
         return new MiniFrontend(server.socketPath());
     }
@@ -177,6 +178,17 @@ class DeviceStateTransferTest {
         ByteArrayOutputStream bytes = new ByteArrayOutputStream();
         new StatefulDevice(state).saveState(bytes);
         return bytes.toByteArray();
+    }
+
+    @Test
+    void withoutTheUsersRequestEvenAStatefulDeviceOffersNothingAboveBit17() throws Exception {
+        try (VhostUserServer plain = VhostUserServer.start(dir.resolve("plain.sock"),
+                () -> new StatefulDevice(initialState));
+             MiniFrontend fe = new MiniFrontend(plain.socketPath())) {
+            long offered = fe.getU64(GET_PROTOCOL_FEATURES);
+            assertEquals(0, offered >>> 18, "the Xen bridge refuses bits above 17: DEVICE_STATE is opt-in");
+            assertTrue(ProtocolFeature.XEN_MMAP.isIn(offered));
+        }
     }
 
     @Test

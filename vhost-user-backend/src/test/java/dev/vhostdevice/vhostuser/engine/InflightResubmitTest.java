@@ -130,7 +130,7 @@ class InflightResubmitTest {
             assertTrue(reply.fd() >= 0, "the buffer's fd rides on the reply");
             try {
                 assertEquals(mmapSize, Files.size(Path.of("/proc/self/fd/" + reply.fd())));
-                assertEquals(Linux.SEALS_FIXED_SIZE, linux.seals(reply.fd()) & Linux.SEALS_FIXED_SIZE,
+                assertEquals(MemoryMapper.SEALS_FIXED_SIZE, MemoryMapper.system().seals(reply.fd()) & MemoryMapper.SEALS_FIXED_SIZE,
                         "sealed against grow, shrink and further seals");
                 try (Arena arena = Arena.ofConfined()) {
                     MemorySegment buffer = MemoryMapper.system().map(reply.fd(), 0, mmapSize, arena);

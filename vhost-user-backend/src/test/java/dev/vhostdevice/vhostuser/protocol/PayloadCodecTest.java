@@ -65,6 +65,56 @@ class PayloadCodecTest {
         assertEquals(new Payload.MemoryRegion(0x1000, 0x2000, 0x3000, 0, 1, 7), r.region());
     }
 
+    /** A SET_MEM_TABLE body of {@code count} entries of {@code entry} bytes; region i at GPA i * 0x10000. */
+    private static byte[] table(int count, int entry) {
+        java.nio.ByteBuffer b = MiniFrontend.le(8 + count * entry).putInt(count).putInt(0);
+        for (int i = 0; i < count; i++) {
+            b.putLong(i * 0x10000L).putLong(0x1000).putLong(0x7f00_0000_0000L + i * 0x10000L).putLong(0);
+            if (entry == 40) {
+                b.putInt(0xA).putInt(5);
+            }
+        }
+        return b.array();
+    }
+
+    private static Payload.MemoryTable decodeTable(byte[] body, RegionLayout negotiated) throws ProtocolException {
+        return (Payload.MemoryTable) PayloadCodec.decode(FrontendRequest.SET_MEM_TABLE, MemorySegment.ofArray(body),
+                body.length, negotiated);
+    }
+
+    @Test
+    void theEntrySizeIsReadFromTheMessageAndTheAckSaysWhichSizesAreAcceptable() throws Exception {
+        for (int count : new int[] {1, 8, 13, 19, 32}) {
+            // XEN_MMAP acked: the bridge's 40-byte entries and QEMU 10.0.2's 32-byte ones are both read.
+            Payload.MemoryTable xen = decodeTable(table(count, 40), RegionLayout.XEN);
+            assertEquals(count, xen.regions().size());
+            assertEquals(new Payload.MemoryRegion(0, 0x1000, 0x7f00_0000_0000L, 0, 0xA, 5), xen.regions().getFirst());
+            Payload.MemoryTable acked32 = decodeTable(table(count, 32), RegionLayout.XEN);
+            assertEquals(new Payload.MemoryRegion((count - 1) * 0x10000L, 0x1000, 0x7f00_0000_0000L
+                    + (count - 1) * 0x10000L, 0), acked32.regions().getLast());
+            // Not acked: 32 bytes only; 40-byte entries are refused, not misread as 32-byte ones.
+            assertEquals(count, decodeTable(table(count, 32), RegionLayout.STANDARD).regions().size());
+            ProtocolException e = assertThrows(ProtocolException.class,
+                    () -> decodeTable(table(count, 40), RegionLayout.STANDARD));
+            assertFalse(e.isFraming(), "a failure reply, the connection goes on");
+        }
+        assertThrows(ProtocolException.class, () -> decodeTable(table(33, 32), RegionLayout.XEN), "33 regions");
+        byte[] neither = java.util.Arrays.copyOf(table(2, 40), 8 + 2 * 36);
+        ProtocolException e = assertThrows(ProtocolException.class, () -> decodeTable(neither, RegionLayout.XEN));
+        assertTrue(e.getMessage().contains("fits neither"), e.getMessage());
+    }
+
+    @Test
+    void singleRegionsTakeTheirLayoutFromThePayloadSizeToo() throws Exception {
+        byte[] standard = MiniFrontend.le(40).putLong(0).putLong(0x1000).putLong(0x2000).putLong(0x3000).putLong(0).array();
+        Payload.SingleRegion r = (Payload.SingleRegion) PayloadCodec.decode(FrontendRequest.ADD_MEM_REG,
+                MemorySegment.ofArray(standard), 40, RegionLayout.XEN);
+        assertEquals(new Payload.MemoryRegion(0x1000, 0x2000, 0x3000, 0), r.region());
+        byte[] xen = new byte[48];
+        assertThrows(ProtocolException.class, () -> PayloadCodec.decode(FrontendRequest.REM_MEM_REG,
+                MemorySegment.ofArray(xen), 48, RegionLayout.STANDARD));
+    }
+
     @Test
     void requestCodesMatchTheSpec() {
         assertEquals(FrontendRequest.SET_VRING_ENABLE, FrontendRequest.of(18));

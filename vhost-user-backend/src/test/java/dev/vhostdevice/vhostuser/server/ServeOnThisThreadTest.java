@@ -21,7 +21,7 @@ class ServeOnThisThreadTest {
     @Test
     void theCallersThreadServesUnderTheSocketsNameAndReturnsWhenClosedFromAnotherThread() throws Exception {
         Path socket = dir.resolve("here.sock");
-        VhostUserServer server = VhostUserServer.listen(socket, EchoDevice::new);
+        VhostUserServer server = VhostUserServer.listen(socket, EchoDevice::new, ServerOptions.DEFAULTS);
         CompletableFuture<String> servingName = new CompletableFuture<>();
         Thread caller = new Thread(() -> server.serveOnThisThread(), "caller");
         try (TestFrontend frontend = TestFrontend.connect(socket)) {
@@ -41,7 +41,7 @@ class ServeOnThisThreadTest {
     @Test
     void aServerClosedBeforeItIsServedNeitherWaitsNorServes() throws Exception {
         Path socket = dir.resolve("never.sock");
-        VhostUserServer server = VhostUserServer.listen(socket, EchoDevice::new);
+        VhostUserServer server = VhostUserServer.listen(socket, EchoDevice::new, ServerOptions.DEFAULTS);
         long start = System.nanoTime();
         server.close();
         assertTrue(System.nanoTime() - start < TimeUnit.SECONDS.toNanos(5), "close did not wait for a loop");

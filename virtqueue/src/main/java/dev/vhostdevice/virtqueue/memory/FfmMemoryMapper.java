@@ -21,6 +21,9 @@ final class FfmMemoryMapper implements MemoryMapper {
     private static final int PROT_WRITE = 2;
     private static final int MAP_SHARED = 1;
     private static final int MFD_CLOEXEC = 1;
+    private static final int MFD_ALLOW_SEALING = 2;
+    private static final int F_ADD_SEALS = 1033;
+    private static final int F_GET_SEALS = 1034;
     private static final long MAP_FAILED = -1L;
     /** {@code struct stat}: 144 bytes on x86_64, 128 on arm64; {@code st_size} is at 48 on both. */
     private static final long STAT_BYTES = 144;
@@ -45,6 +48,10 @@ final class FfmMemoryMapper implements MemoryMapper {
                 downcall("memfd_create", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
         static final MethodHandle FTRUNCATE =
                 downcall("ftruncate", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG));
+        /** fcntl(fd, cmd, int): variadic from its third argument. */
+        static final MethodHandle FCNTL = LINKER.downcallHandle(LINKER.defaultLookup().find("fcntl").orElseThrow(),
+                FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT), CAPTURE_ERRNO,
+                Linker.Option.firstVariadicArg(2));
         static final MethodHandle CLOSE = LINKER.downcallHandle(
                 LINKER.defaultLookup().find("close").orElseThrow(), FunctionDescriptor.of(JAVA_INT, JAVA_INT));
     }
@@ -114,23 +121,58 @@ final class FfmMemoryMapper implements MemoryMapper {
 
     @Override
     public int createMemoryFile(String name, long size) throws ErrnoException {
+        return memoryFile(name, size, false);
+    }
+
+    @Override
+    public int createSealedMemoryFile(String name, long size) throws ErrnoException {
+        return memoryFile(name, size, true);
+    }
+
+    /** The one memfd helper: create, size, and optionally seal against resizing. */
+    private int memoryFile(String name, long size, boolean sealed) throws ErrnoException {
+        if (size <= 0) {
+            throw new ErrnoException("memfd_create " + name + " (size " + size + ")", Errno.EINVAL);
+        }
         try (Arena call = Arena.ofConfined()) {
             MemorySegment state = call.allocate(CALL_STATE);
-            int fd = (int) Calls.MEMFD_CREATE.invokeExact(state, call.allocateFrom(name), MFD_CLOEXEC);
+            int flags = MFD_CLOEXEC | (sealed ? MFD_ALLOW_SEALING : 0);
+            int fd = (int) Calls.MEMFD_CREATE.invokeExact(state, call.allocateFrom(name), flags);
             if (fd < 0) {
-                throw new ErrnoException("memfd_create", errno(state));
+                throw new ErrnoException("memfd_create " + name, errno(state));
             }
-            int rc = (int) Calls.FTRUNCATE.invokeExact(state, fd, size);
-            if (rc != 0) {
-                int err = errno(state);
+            try {
+                if ((int) Calls.FTRUNCATE.invokeExact(state, fd, size) != 0) {
+                    throw new ErrnoException("ftruncate " + name + " to " + size, errno(state));
+                }
+                if (sealed && (int) Calls.FCNTL.invokeExact(state, fd, F_ADD_SEALS, SEALS_FIXED_SIZE) != 0) {
+                    throw new ErrnoException("fcntl(F_ADD_SEALS) " + name, errno(state));
+                }
+            } catch (ErrnoException e) {
                 close(fd);
-                throw new ErrnoException("ftruncate", err);
+                throw e;
             }
             return fd;
         } catch (ErrnoException e) {
             throw e;
         } catch (Throwable t) {
             throw new AssertionError("memfd_create downcall", t);
+        }
+    }
+
+    @Override
+    public int seals(int fd) throws ErrnoException {
+        try (Arena call = Arena.ofConfined()) {
+            MemorySegment state = call.allocate(CALL_STATE);
+            int seals = (int) Calls.FCNTL.invokeExact(state, fd, F_GET_SEALS, 0);
+            if (seals < 0) {
+                throw new ErrnoException("fcntl(F_GET_SEALS)", errno(state));
+            }
+            return seals;
+        } catch (ErrnoException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new AssertionError("fcntl downcall", t);
         }
     }
 

@@ -23,12 +23,15 @@ public final class GuestMemory implements AutoCloseable {
     private final GuestRegion[] regions;
     private final long[] starts;
     private final Arena arena;
+    /** Regions mapped per access that this memory owns (released on close). */
+    private final List<OnDemandMemory> owned;
     /** Index of the region that answered the last lookup: most lookups hit the region of the one before. */
     private int lastHit;
 
-    private GuestMemory(GuestRegion[] sorted, Arena arena) {
+    private GuestMemory(GuestRegion[] sorted, Arena arena, List<OnDemandMemory> owned) {
         this.regions = sorted;
         this.arena = arena;
+        this.owned = owned;
         this.starts = new long[sorted.length];
         for (int i = 0; i < sorted.length; i++) {
             starts[i] = sorted[i].guestAddress();
@@ -37,7 +40,7 @@ public final class GuestMemory implements AutoCloseable {
 
     /** Memory over caller-owned regions (any order; they must not overlap). */
     public static GuestMemory of(List<GuestRegion> regions) {
-        return new GuestMemory(sortedAndDisjoint(regions), null);
+        return new GuestMemory(sortedAndDisjoint(regions), null, List.of());
     }
 
     /** Memory over caller-owned regions. */
@@ -106,8 +109,8 @@ public final class GuestMemory implements AutoCloseable {
     }
 
     /**
-     * The segment of {@code length} bytes at {@code gpa} if the whole range lies in one region, else null.
-     * A zero length is never a valid ring or table, so it yields null too.
+     * The segment of {@code length} bytes at {@code gpa} if the whole range lies in one region mapped in advance,
+     * else null. A zero length is never a valid ring or table, so it yields null too.
      */
     public MemorySegment slice(long gpa, long length) {
         int index = regionIndex(gpa);
@@ -116,8 +119,8 @@ public final class GuestMemory implements AutoCloseable {
         }
         GuestRegion region = regions[index];
         long offset = gpa - region.guestAddress();
-        if (Long.compareUnsigned(length, region.size() - offset) > 0) {
-            return null;
+        if (Long.compareUnsigned(length, region.size() - offset) > 0 || region.isOnDemand()) {
+            return null; // rings and tables are used as one segment: never in memory mapped per access
         }
         return region.segment().asSlice(offset, length);
     }
@@ -156,6 +159,7 @@ public final class GuestMemory implements AutoCloseable {
         if (arena != null) {
             arena.close();
         }
+        owned.forEach(OnDemandMemory::release);
     }
 
     @Override
@@ -167,6 +171,7 @@ public final class GuestMemory implements AutoCloseable {
     public static final class Builder {
         private final MemoryMapper mapper;
         private final List<GuestRegion> regions = new ArrayList<>();
+        private final List<OnDemandMemory> owned = new ArrayList<>();
         private Arena arena;
 
         private Builder(MemoryMapper mapper) {
@@ -222,10 +227,28 @@ public final class GuestMemory implements AutoCloseable {
             return this;
         }
 
+        /**
+         * A region of {@code size} bytes at {@code guestAddress} whose buffers are mapped per access; the memory
+         * releases it when closed.
+         */
+        public Builder onDemand(long guestAddress, long size, OnDemandMemory memory) {
+            owned.add(memory);
+            regions.add(new GuestRegion(guestAddress, size, memory));
+            return this;
+        }
+
+        /**
+         * The arena that owns this builder's mappings, for a mapping made outside {@link #mapFile} (Xen frames and
+         * grants) to be released with the memory.
+         */
+        public Arena owner() {
+            return arena();
+        }
+
         /** The memory; on a bad region set everything mapped so far is released and the error thrown. */
         public GuestMemory build() {
             try {
-                return new GuestMemory(sortedAndDisjoint(regions), arena);
+                return new GuestMemory(sortedAndDisjoint(regions), arena, List.copyOf(owned));
             } catch (RuntimeException e) {
                 discard();
                 throw e;
@@ -238,6 +261,8 @@ public final class GuestMemory implements AutoCloseable {
                 arena.close();
                 arena = null;
             }
+            owned.forEach(OnDemandMemory::release);
+            owned.clear();
             regions.clear();
         }
     }

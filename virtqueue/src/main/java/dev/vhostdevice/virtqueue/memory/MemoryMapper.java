@@ -18,8 +18,20 @@ public interface MemoryMapper {
      */
     MemorySegment map(int fd, long offset, long length, Arena arena) throws ErrnoException;
 
-    /** A new anonymous memory file ({@code memfd_create}, close-on-exec) of {@code size} bytes. */
+    /** Seals of a memory file that forbid growing, shrinking and further sealing (F_SEAL_GROW|SHRINK|SEAL). */
+    int SEALS_FIXED_SIZE = 0x4 | 0x2 | 0x1;
+
+    /** A new anonymous memory file ({@code memfd_create}, close-on-exec) of {@code size} zero bytes. */
     int createMemoryFile(String name, long size) throws ErrnoException;
+
+    /**
+     * The same, sealed with {@link #SEALS_FIXED_SIZE} so neither side of a shared mapping can resize it under
+     * the other (the inflight buffer handed to the front-end).
+     */
+    int createSealedMemoryFile(String name, long size) throws ErrnoException;
+
+    /** {@code fcntl(F_GET_SEALS)}: the seals on a memory file. */
+    int seals(int fd) throws ErrnoException;
 
     /** Closes {@code fd}; errors are ignored, as after {@code close(2)} the fd is gone either way. */
     void close(int fd);

@@ -35,6 +35,30 @@ class MappedGuestMemoryTest {
     }
 
     @Test
+    void aPlainMemoryFileIsResizableAndASealedOneIsNot() throws Exception {
+        // Without MFD_ALLOW_SEALING the kernel sets only F_SEAL_SEAL (1): the plain file can still be resized.
+        assertEquals(0x1, mapper.seals(fd));
+        int sealed = mapper.createSealedMemoryFile("shared-area", 0x3000);
+        try {
+            assertEquals(0x3000, mapper.fileSize(sealed));
+            assertEquals(MemoryMapper.SEALS_FIXED_SIZE, mapper.seals(sealed) & MemoryMapper.SEALS_FIXED_SIZE);
+        } finally {
+            mapper.close(sealed);
+        }
+        ErrnoException e = assertThrows(ErrnoException.class, () -> mapper.createSealedMemoryFile("empty", 0));
+        assertEquals(Errno.EINVAL, e.errno());
+    }
+
+    @Test
+    void theAreaMapperMapsAFileAreaAsAOneRegionMemory() throws Exception {
+        try (GuestMemory area = new AreaMapper(mapper).mapShared(0, 0x1000, fd, 0x2000)) {
+            assertEquals(1, area.regionCount());
+            assertEquals(0x1000, area.region(0).size());
+        }
+        assertThrows(IllegalArgumentException.class, () -> new AreaMapper(mapper).mapShared(0, 0x1000, fd, 0x40000));
+    }
+
+    @Test
     void twoMappingsOfOneFileShareTheirBytes() throws Exception {
         try (GuestMemory a = GuestMemory.builder().mapFile(0x1000_0000L, 0x40000, fd, 0).build();
                 GuestMemory b = GuestMemory.builder().mapFile(0, 0x10000, fd, 0x30000).build()) {
@@ -112,6 +136,16 @@ class MappedGuestMemoryTest {
 
         @Override
         public int createMemoryFile(String name, long size) {
+            throw new UnsupportedOperationException();
+        }
+
+        @Override
+        public int createSealedMemoryFile(String name, long size) {
+            throw new UnsupportedOperationException();
+        }
+
+        @Override
+        public int seals(int fd) {
             throw new UnsupportedOperationException();
         }
 
