@@ -115,6 +115,11 @@ trap cleanup EXIT
 # Per-boot initramfs: the cached base plus a small uncompressed cpio with /bench/cmd and the -f files
 # (the base is zero-padded to 512 bytes so the appended archive starts aligned).
 mkdir -p "$WORK/root/bench/files"
+# The static guest tools setup.sh built (vsock-xfer …) go into /bin.
+if [[ -n ${GUEST_TOOLS:-} && -d $GUEST_TOOLS ]]; then
+  mkdir -p "$WORK/root/bin"
+  find "$GUEST_TOOLS" -maxdepth 1 -type f -perm -u+x -exec cp {} "$WORK/root/bin/" \;
+fi
 if [[ -n $SCRIPT ]]; then cp "$SCRIPT" "$WORK/root/bench/cmd"; else printf '%s\n' "$CMD" >"$WORK/root/bench/cmd"; fi
 chmod 755 "$WORK/root/bench/cmd"
 for f in "${FILES[@]}"; do

@@ -17,6 +17,8 @@
 #   - Debian's stock guest kernel (linux-image-<abi>-amd64), downloaded and unpacked (not installed)
 #   - i2c-virtio.ko and gpio-virtio.ko built out of tree from linux-source against linux-headers
 #   - busybox-static (unpacked) and the base initramfs (bench/mkinitramfs.sh)
+#   - guest tools (bench/tools/*.c) built static with gcc-12 into $BENCH_CACHE/guest-tools; run-guest.sh copies
+#     them into every guest's /bin
 #   - $BENCH_CACHE/bench.env: shell variables with the paths, read by bench/run-guest.sh
 #
 # Exit status: 0 when ready; 1 with one "bench/setup: ERROR: ..." line when something cannot be had.
@@ -66,6 +68,9 @@ flock 9
 initrd_key() {
   cat "$BENCH_DIR/guest-init.sh" "$BENCH_DIR/mkinitramfs.sh" "$1"/*.ko 2>/dev/null | sha256sum | cut -d' ' -f1
 }
+# The guest tools depend on their sources.
+TOOLS=$CACHE/guest-tools
+tools_key() { cat "$BENCH_DIR"/tools/*.c | sha256sum | cut -d' ' -f1; }
 
 # ---------------------------------------------------------------- warm-cache fast path
 # bench.env is written last; if it is current and everything it names exists, there is nothing to do.
@@ -76,6 +81,7 @@ if [[ -f $ENV_FILE && ${BENCH_REFRESH:-0} != 1 ]]; then
         && -x ${QEMU10_AARCH64:-/nonexistent} && -f ${VMLINUZ:-/nonexistent} && -f ${INITRD_BASE:-/nonexistent} \
         && -x ${BUSYBOX:-/nonexistent} \
         && "$(cat "$INITRD_BASE.key" 2>/dev/null)" == "$(initrd_key "$INITRD_EXTRA")" ]] \
+     && [[ "$(cat "$TOOLS/.key" 2>/dev/null)" == "$(tools_key)" ]] \
      && command -v cpio >/dev/null; then
     say "cache is warm ($CACHE)"
     ((QUIET)) && echo "bench/setup: ready ($ENV_FILE)"
@@ -124,7 +130,8 @@ command -v apt-get >/dev/null || die "apt-get not found: the bench needs a Debia
 # ---------------------------------------------------------------- 1. host packages
 # QEMU 7.2 is Debian bookworm's own qemu-system-x86; the rest builds the initramfs and the two modules.
 # python3 runs bench/tools/vu-rng-stub.py (the self-test's stand-in vhost-user back-end).
-HOST_PKGS=(qemu-system-x86 cpio kmod xz-utils gcc-12 make binutils python3)
+# libc6-dev gives gcc -static the libc.a the guest tools link against.
+HOST_PKGS=(qemu-system-x86 cpio kmod xz-utils gcc-12 libc6-dev make binutils python3)
 missing=()
 for p in "${HOST_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -316,6 +323,16 @@ if [[ ! -f $INITRD_BASE || "$(cat "$INITRD_BASE.key" 2>/dev/null)" != "$key" ]];
   echo "$key" >"$INITRD_BASE.key"
 fi
 
+# ---------------------------------------------------------------- 6b. guest tools (static: the guest has no libc)
+if [[ "$(cat "$TOOLS/.key" 2>/dev/null)" != "$(tools_key)" ]]; then
+  say "building the guest tools"
+  rm -rf "$TOOLS"; mkdir -p "$TOOLS"
+  for src in "$BENCH_DIR"/tools/*.c; do
+    run "building $(basename "$src")" gcc-12 -static -O2 -Wall -o "$TOOLS/$(basename "$src" .c)" "$src"
+  done
+  tools_key >"$TOOLS/.key"
+fi
+
 # ---------------------------------------------------------------- 7. bench.env (written last)
 cat >"$ENV_FILE.tmp" <<EOF
 # written by bench/setup.sh; read by bench/run-guest.sh
@@ -330,6 +347,7 @@ VMLINUZ=$VMLINUZ
 INITRD_BASE=$INITRD_BASE
 BUSYBOX=$BUSYBOX
 INITRD_EXTRA=$EXTRA
+GUEST_TOOLS=$TOOLS
 EOF
 mv "$ENV_FILE.tmp" "$ENV_FILE"
 say "ready in $(awk -v s="$START" -v e="$(date +%s.%N)" 'BEGIN{printf "%.1f", e-s}') s: QEMU $("$QEMU72" --version | sed -n '1s/.*version \([^ ]*\).*/\1/p'), QEMU $(QEMU_MODULE_DIR=$QEMU10_MODULE_DIR "$QEMU10" --version | sed -n '1s/.*version \([^ ]*\).*/\1/p'), kernel $KVER"

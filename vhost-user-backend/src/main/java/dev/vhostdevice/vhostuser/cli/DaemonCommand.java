@@ -31,6 +31,7 @@ public abstract class DaemonCommand {
 
     protected final SocketOptions sockets = new SocketOptions();
 
+    private final boolean socketOptions;
     private final OptionParser parser;
     private final List<VhostUserServer> servers = new ArrayList<>();
     private final CountDownLatch stopped = new CountDownLatch(1);
@@ -41,8 +42,19 @@ public abstract class DaemonCommand {
      * @param options     the device's own options; the socket options, help and version come with every daemon
      */
     protected DaemonCommand(String name, String description, Option... options) {
+        this(name, description, true, options);
+    }
+
+    /**
+     * @param socketOptions false for a daemon that names its sockets in its own options (vsock's {@code --vm}):
+     *                      no {@code -s}/{@code -c}, and it overrides {@link #socketPaths()}
+     */
+    protected DaemonCommand(String name, String description, boolean socketOptions, Option... options) {
+        this.socketOptions = socketOptions;
         List<Option> all = new ArrayList<>(SocketOptions.OPTIONS.size() + options.length);
-        all.addAll(SocketOptions.OPTIONS);
+        if (socketOptions) {
+            all.addAll(SocketOptions.OPTIONS);
+        }
         all.addAll(List.of(options));
         this.parser = new OptionParser(name, description, all);
     }
@@ -58,6 +70,11 @@ public abstract class DaemonCommand {
 
     /** The factory for the device behind socket {@code socketIndex} (0-based). Validate options here. */
     protected abstract DeviceFactory deviceFactory(int socketIndex) throws Exception;
+
+    /** The sockets to serve, one server (and device factory) each; by default from the socket options. */
+    protected List<Path> socketPaths() {
+        return sockets.socketPaths();
+    }
 
     /** The {@code --version} lines: from the jar's manifest. */
     protected List<String> version() {
@@ -76,7 +93,9 @@ public abstract class DaemonCommand {
     public final ParsedArgs parseArgs(String... args) {
         ParsedArgs parsed = parser.parse(args);
         if (!parsed.isSet(OptionParser.HELP) && !parsed.isSet(OptionParser.VERSION)) {
-            sockets.read(parsed);
+            if (socketOptions) {
+                sockets.read(parsed);
+            }
             configure(parsed);
         }
         return parsed;
@@ -84,13 +103,13 @@ public abstract class DaemonCommand {
 
     /** Starts a server on every socket and waits until {@link #stop()}; call after {@link #parseArgs}. */
     public void serve() throws Exception {
-        List<Path> paths = sockets.socketPaths();
+        List<Path> paths = socketPaths();
         List<DeviceFactory> factories = new ArrayList<>(paths.size());
         for (int i = 0; i < paths.size(); i++) {
             factories.add(deviceFactory(i));
         }
         Runtime.getRuntime().addShutdownHook(new Thread(new Stopper(this), "shutdown"));
-        VhostUserServer last;
+        VhostUserServer last = null;
         try {
             int lastIndex = paths.size() - 1;
             for (int i = 0; i < lastIndex; i++) {
@@ -98,9 +117,12 @@ public abstract class DaemonCommand {
                     servers.add(VhostUserServer.start(paths.get(i), factories.get(i), sockets.serverOptions()));
                 }
             }
-            synchronized (servers) {
-                last = VhostUserServer.listen(paths.get(lastIndex), factories.get(lastIndex), sockets.serverOptions());
-                servers.add(last);
+            if (lastIndex >= 0) {
+                synchronized (servers) {
+                    last = VhostUserServer.listen(paths.get(lastIndex), factories.get(lastIndex),
+                            sockets.serverOptions());
+                    servers.add(last);
+                }
             }
         } catch (Exception e) {
             stop();
@@ -108,7 +130,7 @@ public abstract class DaemonCommand {
         }
         // The last socket's accept loop runs here: the main thread would otherwise only wait (one thread fewer).
         // It returns once stop() closes the servers (or its accept fails for good); then wait for stop() itself.
-        if (stopped.getCount() > 0) {
+        if (last != null && stopped.getCount() > 0) {
             last.serveOnThisThread();
         }
         stopped.await();

@@ -1,6 +1,7 @@
 package dev.vhostdevice.vhostuser.cli;
 
 import java.nio.file.Path;
+import java.util.List;
 import java.util.NoSuchElementException;
 
 /**
