@@ -62,10 +62,15 @@ public final class RngCommand extends DaemonCommand {
                 throw new IllegalArgumentException("rng source " + rngSource + " cannot be read: " + e);
             }
         }
-        long budget = guestShare(maxBytes, sockets.socketCount(), socketIndex);
-        int period = periodMillis;
-        EntropySource shared = source;
-        return () -> new RngDevice(shared, budget, period);
+        return new Factory(source, guestShare(maxBytes, sockets.socketCount(), socketIndex), periodMillis);
+    }
+
+    /** One socket's devices; a record rather than a lambda, which would cost milliseconds at start-up. */
+    private record Factory(EntropySource source, long budget, int periodMillis) implements DeviceFactory {
+        @Override
+        public RngDevice create() {
+            return new RngDevice(source, budget, periodMillis);
+        }
     }
 
     /**

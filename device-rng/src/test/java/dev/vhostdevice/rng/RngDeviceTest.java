@@ -290,6 +290,60 @@ class RngDeviceTest {
         assertEquals(10, RngCommand.guestShare(10L, 1, 0));
     }
 
+    /** A full ring of 8-byte requests served in one kick; the used index at each interrupt the driver got. */
+    private List<Integer> usedIndexAtEachInterruptForAFullRing(boolean eventIdx) {
+        queue.setEventIdx(eventIdx);
+        driver.setEventIdx(eventIdx);
+        driver.setUsedEvent(0); // with EVENT_IDX: interrupt me at the first completion
+        List<Integer> usedAtInterrupt = new ArrayList<>();
+        RngDevice device = new RngDevice(source, new RateLimiter(RateLimiter.UNLIMITED, 1000 * MS, now::get),
+                Linux.system());
+        host = new EmbeddedDeviceHost(device, new SplitQueue[] {queue}, q -> usedAtInterrupt.add(driver.usedIdx()),
+                null, null);
+        for (int i = 0; i < driver.size(); i++) {
+            driver.add(writable(0x10000 + 64L * i, 8));
+        }
+        host.kick(0);
+        assertEquals(driver.size(), driver.usedIdx());
+        return usedAtInterrupt;
+    }
+
+    @Test
+    void aDriverWaitingForTheFirstCompletionHearsOfItAfterHalfARingNotAfterTheWholeBatch() {
+        // So a driver that re-posts buffers as they come back refills the ring while the device reads the rest.
+        assertEquals(List.of(8), usedIndexAtEachInterruptForAFullRing(true));
+    }
+
+    @Test
+    void withoutEventIdxTheDriverIsInterruptedEveryHalfRing() {
+        assertEquals(List.of(8, 16), usedIndexAtEachInterruptForAFullRing(false));
+    }
+
+    @Test
+    void aFileSourceThatDoesNotExistIsRefusedAtOpenWithItsPath() {
+        java.nio.file.Path missing = java.nio.file.Path.of("/nonexistent/entropy");
+        java.nio.file.NoSuchFileException e = org.junit.jupiter.api.Assertions.assertThrows(
+                java.nio.file.NoSuchFileException.class, () -> FileEntropySource.open(missing));
+        assertEquals(missing.toString(), e.getFile());
+    }
+
+    @Test
+    void aFileSourceReadsStraightIntoTheGivenRangeOnly() throws Exception {
+        try (FileEntropySource urandom = FileEntropySource.open(java.nio.file.Path.of("/dev/urandom"));
+                java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+            MemorySegment target = arena.allocate(4096);
+            target.fill((byte) 0x5a);
+            assertEquals(0, urandom.fill(target, 100, 0), "an empty piece reads nothing and is not end of file");
+            assertEquals(1024, urandom.fill(target, 1024, 1024));
+            for (long i = 0; i < 1024; i++) {
+                assertEquals((byte) 0x5a, target.get(ValueLayout.JAVA_BYTE, i), "byte " + i + " before the range");
+                assertEquals((byte) 0x5a, target.get(ValueLayout.JAVA_BYTE, 2048 + i), "byte after the range");
+            }
+            org.junit.jupiter.api.Assertions.assertThrows(IndexOutOfBoundsException.class,
+                    () -> urandom.fill(target, 4000, 200), "a range past the segment is refused, not read");
+        }
+    }
+
     @Test
     void aFileSourceReadsTheFileOnceAcrossGuestsAndThenReportsItsEnd() throws Exception {
         java.nio.file.Path file = java.nio.file.Files.createTempFile("entropy", ".bin");

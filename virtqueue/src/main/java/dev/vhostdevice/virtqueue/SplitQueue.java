@@ -622,10 +622,10 @@ public final class SplitQueue implements VirtQueue {
 
     /** Completes {@code chain} with the bytes its writer wrote (0 for a refused chain). */
     public void addUsed(Chain chain) {
-        addUsed(chain.head(), chain.isValid() ? chain.bytesWritten() : 0);
         if (dirtyLog != null && chain.isValid()) {
-            logWritten(chain);
+            logWritten(chain); // before the used index announces the buffers (see addUsed(int, int))
         }
+        addUsed(chain.head(), chain.isValid() ? chain.bytesWritten() : 0);
     }
 
     /**
@@ -644,14 +644,15 @@ public final class SplitQueue implements VirtQueue {
         used.set(U32_PLAIN, element, head);
         used.set(U32_PLAIN, element + 4, length);
         nextUsed = (nextUsed + 1) & 0xFFFF;
-        // Release: the element and the buffer contents are visible before the index that announces them.
-        U16.setRelease(used, (long) USED_IDX, (short) nextUsed);
-        clearInFlight(head);
-        addedSinceDecision++;
         if (dirtyLog != null) {
+            // Logged before the index is published: a front-end that sees the used entry finds its log bits set.
             dirtyLog.markDirty(usedAddress + element, VirtioRing.USED_ELEMENT_SIZE);
             dirtyLog.markDirty(usedAddress + USED_IDX, 2);
         }
+        // Release: the element, the buffer contents and the log bits are visible before the index announcing them.
+        U16.setRelease(used, (long) USED_IDX, (short) nextUsed);
+        clearInFlight(head);
+        addedSinceDecision++;
     }
 
     private void logWritten(Chain chain) {

@@ -111,20 +111,41 @@ public abstract class DaemonCommand {
         for (int i = 0; i < paths.size(); i++) {
             factories.add(deviceFactory(i));
         }
-        Thread hook = Thread.ofPlatform().unstarted(this::stop);
-        Runtime.getRuntime().addShutdownHook(hook);
+        Runtime.getRuntime().addShutdownHook(new Thread(new Stopper(this), "shutdown"));
+        VhostUserServer last = null;
         try {
-            for (int i = 0; i < paths.size(); i++) {
+            int lastIndex = paths.size() - 1;
+            for (int i = 0; i < lastIndex; i++) {
                 synchronized (servers) {
                     servers.add(VhostUserServer.start(paths.get(i), factories.get(i),
                             sockets.serverOptions().withWorkers(workers.tuning())));
+                }
+            }
+            if (lastIndex >= 0) {
+                synchronized (servers) {
+                    last = VhostUserServer.listen(paths.get(lastIndex), factories.get(lastIndex),
+                            sockets.serverOptions());
+                    servers.add(last);
                 }
             }
         } catch (Exception e) {
             stop();
             throw e;
         }
+        // The last socket's accept loop runs here: the main thread would otherwise only wait (one thread fewer).
+        // It returns once stop() closes the servers (or its accept fails for good); then wait for stop() itself.
+        if (last != null && stopped.getCount() > 0) {
+            last.serveOnThisThread();
+        }
         stopped.await();
+    }
+
+    /** The shutdown hook's task; a class rather than {@code this::stop}, which would spin a lambda at start-up. */
+    private record Stopper(DaemonCommand command) implements Runnable {
+        @Override
+        public void run() {
+            command.stop();
+        }
     }
 
     /** Closes every server (removing its socket file); {@link #serve()} then returns. */

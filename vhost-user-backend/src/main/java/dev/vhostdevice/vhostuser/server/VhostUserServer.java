@@ -12,6 +12,9 @@ import dev.vhostdevice.virtqueue.memory.MemoryMapper;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -24,7 +27,13 @@ import org.slf4j.LoggerFactory;
  * <p>In-process use (tests): {@code try (var server = VhostUserServer.start(path, MyDevice::new)) { ... }}.
  */
 public final class VhostUserServer implements AutoCloseable {
-    private static final Logger LOG = LoggerFactory.getLogger(VhostUserServer.class);
+    /**
+     * The logger, in a holder so that slf4j (tens of milliseconds to initialise) starts when the first message is
+     * logged or a front-end is being served, not on the way to listening.
+     */
+    private static final class Log {
+        static final Logger LOG = LoggerFactory.getLogger(VhostUserServer.class);
+    }
 
     private final Path path;
     private final DeviceFactory factory;
@@ -32,7 +41,11 @@ public final class VhostUserServer implements AutoCloseable {
     private final MemoryMapper mapper;
     private final ServerOptions options;
     private final int listenFd;
+    /** The thread the accept loop runs on: its own, or the caller's with {@link #serveOnThisThread()}. */
     private final Thread thread;
+    /** Counted down when the accept loop has returned, whichever thread ran it. */
+    private final CountDownLatch loopEnded = new CountDownLatch(1);
+    private final AtomicBoolean loopClaimed = new AtomicBoolean();
     private final AtomicInteger connections = new AtomicInteger();
     private volatile VhostUserSession current;
     private volatile boolean closing;
@@ -46,7 +59,8 @@ public final class VhostUserServer implements AutoCloseable {
         this.options = options;
         removeStaleSocket(path);
         this.listenFd = linux.listenUnix(path, 1);
-        this.thread = Thread.ofPlatform().name("vhost-user " + path.getFileName()).unstarted(this::acceptLoop);
+        // A Runnable class, not this::acceptLoop: the first lambda would cost milliseconds before listening.
+        this.thread = new Thread(new AcceptLoop(this), "vhost-user ".concat(String.valueOf(path.getFileName())));
     }
 
     /** Listens on {@code path} and serves front-ends there until closed. */
@@ -69,8 +83,39 @@ public final class VhostUserServer implements AutoCloseable {
     public static VhostUserServer start(Path path, DeviceFactory factory, Linux linux, MemoryMapper mapper,
                                         ServerOptions options) throws IOException {
         VhostUserServer server = new VhostUserServer(path, factory, linux, mapper, options);
+        server.loopClaimed.set(true);
         server.thread.start();
         return server;
+    }
+
+    /**
+     * Listens on {@code path} without serving yet: {@link #serveOnThisThread()} then runs the accept loop on the
+     * caller's thread (a daemon's main thread, which would otherwise only wait), until {@link #close()}.
+     */
+    public static VhostUserServer listen(Path path, DeviceFactory factory, ServerOptions options) throws IOException {
+        return new VhostUserServer(path, factory, Linux.system(), MemoryMapper.system(), options);
+    }
+
+    /**
+     * Runs the accept loop on the calling thread (named after the socket meanwhile) until {@link #close()} or a
+     * fatal accept error. For a server made by {@link #listen}; at most once.
+     */
+    public void serveOnThisThread() {
+        if (!loopClaimed.compareAndSet(false, true)) {
+            if (closing) {
+                return; // closed before it was served
+            }
+            throw new IllegalStateException(path + ": already served");
+        }
+        Thread current = Thread.currentThread();
+        String name = current.getName();
+        current.setName(thread.getName());
+        try {
+            acceptLoop();
+        } finally {
+            current.setName(name);
+            loopEnded.countDown();
+        }
     }
 
     private static void removeStaleSocket(Path path) throws IOException {
@@ -79,7 +124,7 @@ public final class VhostUserServer implements AutoCloseable {
                 throw new IOException(path + " exists and is not a socket");
             }
             Files.delete(path);
-            LOG.info("removed stale socket {}", path);
+            Log.LOG.info("removed stale socket {}", path);
         }
     }
 
@@ -97,6 +142,17 @@ public final class VhostUserServer implements AutoCloseable {
         return current != null;
     }
 
+    private record AcceptLoop(VhostUserServer server) implements Runnable {
+        @Override
+        public void run() {
+            try {
+                server.acceptLoop();
+            } finally {
+                server.loopEnded.countDown();
+            }
+        }
+    }
+
     private void acceptLoop() {
         while (!closing) {
             int socket;
@@ -108,11 +164,11 @@ public final class VhostUserServer implements AutoCloseable {
                 }
                 if (isTransient(e.errno())) {
                     // Out of fds or memory for a moment, or a peer gave up before we took it: keep serving.
-                    LOG.warn("{}: accept failed, retrying: {}", path, e.getMessage());
+                    Log.LOG.warn("{}: accept failed, retrying: {}", path, e.getMessage());
                     pause();
                     continue;
                 }
-                LOG.error("{}: accept failed, server stops: {}", path, e.getMessage());
+                Log.LOG.error("{}: accept failed, server stops: {}", path, e.getMessage());
                 return;
             }
             connections.incrementAndGet();
@@ -140,7 +196,7 @@ public final class VhostUserServer implements AutoCloseable {
         try {
             device = factory.create();
         } catch (Exception | LinkageError e) {
-            LOG.error("{}: cannot create the device, connection refused: {}", name, e.toString());
+            Log.LOG.error("{}: cannot create the device, connection refused: {}", name, e.toString());
             linux.close(socket);
             return;
         }
@@ -150,7 +206,7 @@ public final class VhostUserServer implements AutoCloseable {
                     name, options.offerDeviceState(), options.packedRing(), options.workers());
         } catch (ErrnoException | RuntimeException | LinkageError e) {
             // The session closed the socket itself (closing it here again could hit a reused fd number).
-            LOG.error("{}: cannot start the session: {}", name, e.toString());
+            Log.LOG.error("{}: cannot start the session: {}", name, e.toString());
             device.close();
             return;
         }
@@ -162,7 +218,7 @@ public final class VhostUserServer implements AutoCloseable {
             session.run();
         } catch (RuntimeException | Error e) {
             // Never let one connection end the server.
-            LOG.error("{}: session failed: {}", name, e.toString(), e);
+            Log.LOG.error("{}: session failed: {}", name, e.toString(), e);
             session.close();
         } finally {
             current = null;
@@ -181,19 +237,21 @@ public final class VhostUserServer implements AutoCloseable {
             session.stop();
         }
         linux.shutdown(listenFd);
+        boolean ended = loopClaimed.compareAndSet(false, true); // never served, and now never will be
         try {
-            thread.join(15_000);
+            // The latch, not join: a loop on the caller's thread (serveOnThisThread) ends, its thread goes on.
+            ended = ended || loopEnded.await(15, TimeUnit.SECONDS);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
-        if (thread.isAlive()) {
-            LOG.error("{}: server thread did not stop", path);
+        if (!ended) {
+            Log.LOG.error("{}: server thread did not stop", path);
         }
         linux.close(listenFd);
         try {
             Files.deleteIfExists(path);
         } catch (IOException e) {
-            LOG.warn("cannot remove {}: {}", path, e.getMessage());
+            Log.LOG.warn("cannot remove {}: {}", path, e.getMessage());
         }
     }
 }

@@ -50,6 +50,8 @@ final class FfmLinux implements Linux {
     private static final int F_GETFL = 3;
     private static final int F_SETFL = 4;
     private static final int O_NONBLOCK = 0x800;
+    private static final int O_RDONLY = 0;
+    private static final int O_CLOEXEC = 0x80000;
 
     private static final long SOCKADDR_UN_SIZE = 110;
     private static final int SUN_PATH_MAX = 108;
@@ -62,18 +64,24 @@ final class FfmLinux implements Linux {
     private static final VarHandle ERRNO = CALL_STATE.varHandle(MemoryLayout.PathElement.groupElement("errno"));
     private static final Linker.Option CAPTURE_ERRNO = Linker.Option.captureCallState("errno");
 
-    // Downcall handles cost several milliseconds each to link, so they are grouped in holder classes that the
-    // JVM initialises at first use: the server listens after linking only the socket calls.
+    // Downcall handles cost milliseconds each to link (a generated stub per distinct signature), so they are
+    // grouped in holder classes that the JVM initialises at first use: a daemon is listening, and a front-end's
+    // connect succeeds, after linking only socket, bind and listen; accept4 is linked by the server thread
+    // while the front-end connects.
 
-    /** Listening, accepting and connecting: what the server needs before it listens. */
-    private static final class Sockets {
+    /** What a server needs before it listens: nothing else is linked on that path. */
+    private static final class Listening {
         static final MethodHandle SOCKET =
                 downcall("socket", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT));
         static final MethodHandle BIND =
                 downcall("bind", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT));
+        static final MethodHandle LISTEN = downcall("listen", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
+    }
+
+    /** Accepting, connecting (front-ends written in Java), socket pairs and shutdown: after listening. */
+    private static final class Sockets {
         static final MethodHandle CONNECT =
                 downcall("connect", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT));
-        static final MethodHandle LISTEN = downcall("listen", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
         static final MethodHandle ACCEPT4 =
                 downcall("accept4", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT));
         static final MethodHandle SOCKETPAIR =
@@ -111,6 +119,11 @@ final class FfmLinux implements Linux {
                 downcall("epoll_wait", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT));
     }
 
+    /** Opening a host file to read: the one call a device may make before listening (its source). */
+    private static final class Opening {
+        static final MethodHandle OPEN = downcall("open", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
+    }
+
     /** fcntl and close. */
     private static final class Files {
         static final MethodHandle FCNTL_GET = downcall("fcntl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
@@ -135,13 +148,23 @@ final class FfmLinux implements Linux {
         final MemorySegment timerSpec = Arena.ofAuto().allocate(32, 8);
     }
 
-    private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
+    /** A subclass rather than {@code withInitial(Scratch::new)}: no lambda to spin on the start path. */
+    private static final ThreadLocal<Scratch> SCRATCH = new ThreadLocal<>() {
+        @Override
+        protected Scratch initialValue() {
+            return new Scratch();
+        }
+    };
 
     private FfmLinux() {
     }
 
     private static MemorySegment find(String name) {
-        return LINKER.defaultLookup().find(name).orElseThrow(() -> new UnsatisfiedLinkError(name));
+        java.util.Optional<MemorySegment> symbol = LINKER.defaultLookup().find(name);
+        if (symbol.isEmpty()) {
+            throw new UnsatisfiedLinkError(name);
+        }
+        return symbol.get();
     }
 
     private static MethodHandle downcall(String name, FunctionDescriptor descriptor) {
@@ -172,16 +195,16 @@ final class FfmLinux implements Linux {
         fillAddress(s.sockaddr, path);
         int fd;
         try {
-            fd = (int) Sockets.SOCKET.invokeExact(s.state, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            fd = (int) Listening.SOCKET.invokeExact(s.state, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
             if (fd < 0) {
                 throw new ErrnoException("socket", errno(s.state));
             }
-            if ((int) Sockets.BIND.invokeExact(s.state, fd, s.sockaddr, (int) SOCKADDR_UN_SIZE) != 0) {
+            if ((int) Listening.BIND.invokeExact(s.state, fd, s.sockaddr, (int) SOCKADDR_UN_SIZE) != 0) {
                 int err = errno(s.state);
                 close(fd);
                 throw new ErrnoException("bind " + path, err);
             }
-            if ((int) Sockets.LISTEN.invokeExact(s.state, fd, backlog) != 0) {
+            if ((int) Listening.LISTEN.invokeExact(s.state, fd, backlog) != 0) {
                 int err = errno(s.state);
                 close(fd);
                 throw new ErrnoException("listen", err);
@@ -220,7 +243,7 @@ final class FfmLinux implements Linux {
         Scratch s = SCRATCH.get();
         fillAddress(s.sockaddr, path);
         try {
-            int fd = (int) Sockets.SOCKET.invokeExact(s.state, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            int fd = (int) Listening.SOCKET.invokeExact(s.state, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
             if (fd < 0) {
                 throw new ErrnoException("socket", errno(s.state));
             }
@@ -426,6 +449,28 @@ final class FfmLinux implements Linux {
         s.counter.set(JAVA_LONG, 0, value);
         // EAGAIN means the counter is saturated: the reader will wake anyway.
         write(fd, s.counter, 8);
+    }
+
+    @Override
+    public int openReadOnly(Path path) throws ErrnoException {
+        Scratch s = SCRATCH.get();
+        try (Arena call = Arena.ofConfined()) {
+            MemorySegment cPath = call.allocateFrom(path.toString());
+            while (true) {
+                int fd = (int) Opening.OPEN.invokeExact(s.state, cPath, O_RDONLY | O_CLOEXEC);
+                if (fd >= 0) {
+                    return fd;
+                }
+                int err = errno(s.state);
+                if (err != Errno.EINTR) {
+                    throw new ErrnoException("open " + path, err);
+                }
+            }
+        } catch (ErrnoException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw downcallFailed("open", t);
+        }
     }
 
     @Override

@@ -61,6 +61,12 @@ public interface Linux {
     /** Arms {@code timerFd} to expire once, {@code delayNanos} (at least 1) from now; replaces any earlier arming. */
     void armTimer(int timerFd, long delayNanos) throws ErrnoException;
 
+    /**
+     * {@code open(path, O_RDONLY | O_CLOEXEC)}: a host file or character device a device reads from directly
+     * (an entropy source), so its bytes can go straight into guest memory with {@link #read}.
+     */
+    int openReadOnly(Path path) throws ErrnoException;
+
     /** {@code read(2)}: bytes read, 0 at end of file; -1 on EAGAIN. */
     long read(int fd, MemorySegment buffer, long length) throws ErrnoException;
 

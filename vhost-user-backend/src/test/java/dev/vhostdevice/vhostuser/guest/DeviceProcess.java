@@ -29,10 +29,15 @@ public final class DeviceProcess implements AutoCloseable {
         if (jar == null || !Files.isRegularFile(Path.of(jar))) {
             throw new IllegalStateException("device.jar (" + jar + ") is not built: guest tests run after packaging");
         }
-        Files.deleteIfExists(socket);
         List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
                 "-jar", jar));
         cmd.addAll(List.of(args));
+        return startCommand(socket, cmd);
+    }
+
+    /** Starts {@code command} (a device's launcher and its arguments) and waits until {@code socket} listens. */
+    public static DeviceProcess startCommand(Path socket, List<String> cmd) throws IOException, InterruptedException {
+        Files.deleteIfExists(socket);
         Path err = Files.createTempFile("device-", ".err");
         Process process = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(err.toFile()).start();
         DeviceProcess device = new DeviceProcess(process, err, socket);
