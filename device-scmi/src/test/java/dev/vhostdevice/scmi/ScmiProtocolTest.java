@@ -10,12 +10,14 @@ import static dev.vhostdevice.scmi.ScmiProtocol.PROTOCOL_MESSAGE_ATTRIBUTES;
 import static dev.vhostdevice.scmi.ScmiProtocol.PROTOCOL_VERSION;
 import static dev.vhostdevice.scmi.SensorProtocol.*;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.vhostdevice.scmi.ScmiAgent.Message;
 import dev.vhostdevice.vhostuser.device.DeviceFactory;
+import dev.vhostdevice.vhostuser.server.VhostUserServer;
 import dev.vhostdevice.virtqueue.testing.DriverQueue.Buffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -39,6 +41,10 @@ class ScmiProtocolTest {
     private static final int VOLTAGE = VoltageProtocol.ID;
     private static final int POWER = PowerProtocol.ID;
     private static final int OK = ScmiStatus.SUCCESS.code;
+    /** SENSOR_CONFIG_SET's config: update interval 2 x 10^-2 s, sensor enabled. */
+    private static final int TWENTY_MS_ENABLED = 2 << 16 | (-2 & 0x1F) << 11 | 1;
+    /** SENSOR_UPDATE: message 1, type 3 (notification), protocol 0x15. */
+    private static final int SENSOR_UPDATE_HEADER = 0x5701;
 
     @TempDir
     Path dir;
@@ -344,6 +350,76 @@ class ScmiProtocolTest {
         }
         assertNull(agent.pollEvent(Duration.ofMillis(300)), "no update once disabled");
         assertStatus(ScmiStatus.INVALID_PARAMETERS, agent.call(SENSOR, SENSOR_CONTINUOUS_UPDATE_NOTIFY, 0, 2));
+    }
+
+    /**
+     * The guest going away is the other way updates stop: its session's timerfd is closed and its worker ends
+     * (no fd, no thread left), and the next guest on the socket starts with its own platform, updates off.
+     */
+    @Test
+    void aFrontendGoingAwayWithUpdatesOnClosesTheTimerAndEndsItsWorkerAndTheNextOneStartsWithUpdatesOff()
+            throws Exception {
+        Path socket = dir.resolve("scmi.sock");
+        try (VhostUserServer server = VhostUserServer.start(socket, devices("fake,name=accel0"))) {
+            long fdsBefore = openFds();
+            long timersBefore = openTimerFds();
+            agent = ScmiAgent.connect(socket);
+            String worker = socket.getFileName() + "#" + server.connectionsServed() + "-worker";
+            assertTrue(threadAlive(worker), "the session's worker " + worker + " runs");
+            assertEquals(timersBefore + 1, openTimerFds(), "the device's notification timer");
+            agent.postEventBuffers(8);
+            assertEquals(OK, agent.call(SENSOR, SENSOR_CONFIG_SET, 0, TWENTY_MS_ENABLED).status());
+            assertEquals(OK, agent.call(SENSOR, SENSOR_CONTINUOUS_UPDATE_NOTIFY, 0, 1).status());
+            assertEquals(SENSOR_UPDATE_HEADER, agent.awaitEvent().header());
+
+            agent.close(); // the guest goes away with updates on and the timer armed
+            agent = null;
+            long deadline = System.nanoTime() + ScmiAgent.TIMEOUT.toNanos();
+            while ((openTimerFds() > timersBefore || openFds() > fdsBefore || threadAlive(worker))
+                    && System.nanoTime() < deadline) {
+                Thread.sleep(10);
+            }
+            assertEquals(timersBefore, openTimerFds(), "the device's timerfd is closed");
+            assertEquals(fdsBefore, openFds(), "no fd of the session is left");
+            assertFalse(threadAlive(worker), worker + " has ended");
+
+            agent = ScmiAgent.connect(socket);
+            agent.postEventBuffers(8);
+            assertServed();
+            // the short interval again, so that updates left on would show within the wait
+            assertEquals(OK, agent.call(SENSOR, SENSOR_CONFIG_SET, 0, TWENTY_MS_ENABLED).status());
+            assertNull(agent.pollEvent(Duration.ofMillis(300)), "a new guest gets no update before it asks");
+            assertEquals(OK, agent.call(SENSOR, SENSOR_CONTINUOUS_UPDATE_NOTIFY, 0, 1).status());
+            assertEquals(SENSOR_UPDATE_HEADER, agent.awaitEvent().header(), "and gets them once it does");
+            agent.close();
+            agent = null;
+        }
+    }
+
+    private static long openFds() throws Exception {
+        try (var list = Files.list(Path.of("/proc/self/fd"))) {
+            return list.count() - 1; // the listing's own directory fd
+        }
+    }
+
+    private static long openTimerFds() throws Exception {
+        long count = 0;
+        try (var list = Files.list(Path.of("/proc/self/fd"))) {
+            for (Path fd : (Iterable<Path>) list::iterator) {
+                try {
+                    if (Files.readSymbolicLink(fd).toString().equals("anon_inode:[timerfd]")) {
+                        count++;
+                    }
+                } catch (java.io.IOException closedWhileListed) {
+                    // not one that stays open
+                }
+            }
+        }
+        return count;
+    }
+
+    private static boolean threadAlive(String name) {
+        return Thread.getAllStackTraces().keySet().stream().anyMatch(t -> t.getName().equals(name) && t.isAlive());
     }
 
     @Test
