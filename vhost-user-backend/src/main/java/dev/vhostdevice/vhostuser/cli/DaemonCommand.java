@@ -53,9 +53,7 @@ public abstract class DaemonCommand {
     protected DaemonCommand(String name, String description, boolean socketOptions, Option... options) {
         this.socketOptions = socketOptions;
         List<Option> all = new ArrayList<>(SocketOptions.OPTIONS.size() + WorkerOptions.OPTIONS.size() + options.length);
-        if (socketOptions) {
-            all.addAll(SocketOptions.OPTIONS);
-        }
+        all.addAll(socketOptions ? SocketOptions.OPTIONS : SocketOptions.RING_OPTIONS);
         all.addAll(List.of(options));
         all.addAll(WorkerOptions.OPTIONS);
         this.parser = new OptionParser(name, description, all);
@@ -97,6 +95,8 @@ public abstract class DaemonCommand {
         if (!parsed.isSet(OptionParser.HELP) && !parsed.isSet(OptionParser.VERSION)) {
             if (socketOptions) {
                 sockets.read(parsed);
+            } else {
+                sockets.readRingOptions(parsed);
             }
             workers.read(parsed);
             configure(parsed);
