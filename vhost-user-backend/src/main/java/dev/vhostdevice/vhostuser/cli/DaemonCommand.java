@@ -48,7 +48,8 @@ public abstract class DaemonCommand {
 
     /**
      * @param socketOptions false for a daemon that names its sockets in its own options (vsock's {@code --vm}):
-     *                      no {@code -s}/{@code -c}, and it overrides {@link #socketPaths()}
+     *                      no {@code -s}/{@code -c}/{@code --device-state} (it overrides {@link #socketPaths()}),
+     *                      but still {@code --no-packed-ring}
      */
     protected DaemonCommand(String name, String description, boolean socketOptions, Option... options) {
         this.socketOptions = socketOptions;
