@@ -137,26 +137,35 @@ class GpioGuestIT {
     }
 
     /**
-     * The same wired pair (and on QEMU 10 the interrupt counts) through packed virtqueues: {@code packed=on}, the
-     * back-end offering VIRTIO_F_RING_PACKED, the bit checked in the guest's negotiated features.
+     * The same wired pair and interrupt counts through packed virtqueues: {@code packed=on}, the back-end offering
+     * VIRTIO_F_RING_PACKED, the bit checked in the guest's negotiated features. QEMU 7.2's vhost-user-gpio cannot
+     * do this with any back-end: it lets the guest negotiate bit 34 but acks to the back-end only the bits of its
+     * own feature list, which lacks it, and then sends the packed base 0x80008000 for what is a split ring to the
+     * back-end. The back-end must refuse that SET_VRING_BASE and stay up; the guest's driver then waits for ever in
+     * its probe, so that run is cut short by the guest timeout.
      */
     @ParameterizedTest
     @EnumSource(Qemu.class)
-    void theWiredPairWorksThroughPackedRings(Qemu qemu) throws Exception {
+    void theWiredPairWorksThroughPackedRingsAndQemu72IsRefusedCleanly(Qemu qemu) throws Exception {
         Path socket = dir.resolve("gpio.sock");
         try (DeviceProcess backend = DeviceProcess.start(socket, "--socket-path", socket.toString(),
                 "--device-list", "s8")) {
-            GuestResult result = GuestBench.guest(qemu)
+            GuestBench.GuestSpec spec = GuestBench.guest(qemu)
                     .vhostUser("gpio", socket, "packed=on")
-                    .command(PACKED_BITS + SETUP + VALUES + (qemu == Qemu.QEMU_10 ? INTERRUPTS : NO_IRQ))
-                    .run();
+                    .command(PACKED_BITS + SETUP + VALUES + INTERRUPTS);
+            if (qemu == Qemu.QEMU_7_2) {
+                GuestResult result = spec.timeoutSeconds(90).run();
+                String all = result.describe() + "\n--- back-end\n" + backend.log();
+                assertTrue(backend.log().contains("SET_VRING_BASE refused: vring 0: base 0x80008000"), all);
+                assertTrue(backend.isAlive(), all);
+                return;
+            }
+            GuestResult result = spec.run();
             String all = result.describe() + "\n--- back-end\n" + backend.log();
             assertEquals(0, result.status(), all);
             assertEquals("1", result.value("packed"), "the guest negotiated VIRTIO_F_RING_PACKED: " + all);
             assertValues(result, all);
-            if (qemu == Qemu.QEMU_10) {
-                assertInterrupts(result, all);
-            }
+            assertInterrupts(result, all);
             assertEquals("0", result.value("warnings"), all);
             assertTrue(backend.isAlive(), backend.log());
             assertFalse(backend.log().contains("WARN") || backend.log().contains("ERROR"), backend.log());
