@@ -19,7 +19,9 @@ import org.junit.jupiter.params.provider.EnumSource;
  * vhost-device-gpio.jar, run the way a user runs it, through sysfs with busybox only: lines 0 and 1 are wired,
  * so one reads what the other drives. QEMU 10 passes VIRTIO_GPIO_F_IRQ: the input's interrupt count in
  * /proc/interrupts then rises by exactly one per toggle of its partner, and not at all after {@code none}.
- * QEMU 7.2 strips the feature, and the guest has no {@code edge} file.
+ * QEMU 7.2 strips the feature, and the guest has no {@code edge} file. The rings are split (the daemon runs with
+ * {@code --no-packed-ring}: QEMU 10 would take the packed layout from the back-end's offer) except in the packed
+ * test, where the -device has {@code packed=on}.
  */
 class GpioGuestIT {
     /** Finds the virtio chip, shows its names, exports lines 0 and 1 (sysfs names them after the lines). */
@@ -95,6 +97,17 @@ class GpioGuestIT {
             echo "warnings=$(dmesg | grep -c -e WARNING -e 'GPIO request failed')"
             """;
 
+    /** Prints the guest's view of bit 34 (VIRTIO_F_RING_PACKED) for each virtio device of id $1 (41 = gpio). */
+    private static final String PACKED_BITS = """
+            packed_bits() {
+              for d in /sys/bus/virtio/devices/*; do
+                [ "$(cat "$d/device")" = "$1" ] && printf '%s' "$(cut -c35 "$d/features")"
+              done
+              echo
+            }
+            echo "packed=$(packed_bits 0x0029)"
+            """;
+
     @TempDir
     Path dir;
 
@@ -103,13 +116,14 @@ class GpioGuestIT {
     void theGuestSeesEightNamedLinesAndEachOfAWiredPairReadsWhatTheOtherDrives(Qemu qemu) throws Exception {
         Path socket = dir.resolve("gpio.sock");
         try (DeviceProcess backend = DeviceProcess.start(socket, "--socket-path", socket.toString(),
-                "--device-list", "s8")) {
+                "--device-list", "s8", "--no-packed-ring")) {
             GuestResult result = GuestBench.guest(qemu)
                     .vhostUser("gpio", socket)
-                    .command(SETUP + VALUES + (qemu == Qemu.QEMU_10 ? INTERRUPTS : NO_IRQ))
+                    .command(PACKED_BITS + SETUP + VALUES + (qemu == Qemu.QEMU_10 ? INTERRUPTS : NO_IRQ))
                     .run();
             String all = result.describe() + "\n--- back-end\n" + backend.log();
             assertEquals(0, result.status(), all);
+            assertEquals("0", result.value("packed"), "split rings: " + all);
             assertValues(result, all);
             if (qemu == Qemu.QEMU_10) {
                 assertInterrupts(result, all);
@@ -122,10 +136,47 @@ class GpioGuestIT {
         }
     }
 
+    /**
+     * The same wired pair and interrupt counts through packed virtqueues: {@code packed=on}, the back-end offering
+     * VIRTIO_F_RING_PACKED, the bit checked in the guest's negotiated features. QEMU 7.2's vhost-user-gpio cannot
+     * do this with any back-end: it lets the guest negotiate bit 34 but acks to the back-end only the bits of its
+     * own feature list, which lacks it, and then sends the packed base 0x80008000 for what is a split ring to the
+     * back-end. The back-end must refuse that SET_VRING_BASE and stay up; the guest's driver then waits for ever in
+     * its probe, so that run is cut short by the guest timeout.
+     */
+    @ParameterizedTest
+    @EnumSource(Qemu.class)
+    void theWiredPairWorksThroughPackedRingsAndQemu72IsRefusedCleanly(Qemu qemu) throws Exception {
+        Path socket = dir.resolve("gpio.sock");
+        try (DeviceProcess backend = DeviceProcess.start(socket, "--socket-path", socket.toString(),
+                "--device-list", "s8")) {
+            GuestBench.GuestSpec spec = GuestBench.guest(qemu)
+                    .vhostUser("gpio", socket, "packed=on")
+                    .command(PACKED_BITS + SETUP + VALUES + INTERRUPTS);
+            if (qemu == Qemu.QEMU_7_2) {
+                GuestResult result = spec.timeoutSeconds(90).run();
+                String all = result.describe() + "\n--- back-end\n" + backend.log();
+                assertTrue(backend.log().contains("SET_VRING_BASE refused: vring 0: base 0x80008000"), all);
+                assertTrue(backend.isAlive(), all);
+                return;
+            }
+            GuestResult result = spec.run();
+            String all = result.describe() + "\n--- back-end\n" + backend.log();
+            assertEquals(0, result.status(), all);
+            assertEquals("1", result.value("packed"), "the guest negotiated VIRTIO_F_RING_PACKED: " + all);
+            assertValues(result, all);
+            assertInterrupts(result, all);
+            assertEquals("0", result.value("warnings"), all);
+            assertTrue(backend.isAlive(), backend.log());
+            assertFalse(backend.log().contains("WARN") || backend.log().contains("ERROR"), backend.log());
+        }
+    }
+
     @Test
     void threeGuestsInARowOnOneDaemonEachGetAFreshChipWithWorkingInterrupts() throws Exception {
         Path socket = dir.resolve("gpio.sock");
-        try (DeviceProcess backend = DeviceProcess.start(socket, "-s", socket.toString(), "-l", "s8")) {
+        try (DeviceProcess backend = DeviceProcess.start(socket, "-s", socket.toString(), "-l", "s8",
+                "--no-packed-ring")) {
             for (int guest = 1; guest <= 3; guest++) {
                 // The previous guest left line 0 driving low and line 1 an input: a fresh chip has inputs only.
                 GpioGuestResult run = new GpioGuestResult(GuestBench.guest(Qemu.QEMU_10)

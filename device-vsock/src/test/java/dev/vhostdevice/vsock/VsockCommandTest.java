@@ -4,6 +4,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.vhostdevice.vhostuser.cli.DaemonCommand;
+import dev.vhostdevice.vhostuser.frontend.RingLayout;
+import dev.vhostdevice.vhostuser.frontend.TestFrontend;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
@@ -77,6 +79,30 @@ class VsockCommandTest {
                         Set.of("group1", "groupA")),
                 new VmConfig(4, Path.of("/tmp/vhost4.socket"), Path.of("/tmp/vm4.vsock"),
                         VmConfig.DEFAULT_TX_BUFFER_SIZE, 1024, Set.of("default"))), vms);
+    }
+
+    /** The common ring switch also applies to a daemon that names its sockets in --vm lists. */
+    @Test
+    void packedRingsAreOfferedUnlessNoPackedRingTurnsThemOff() throws Exception {
+        assertTrue(new VsockCommand().help().contains("--no-packed-ring"));
+        for (boolean off : new boolean[] {false, true}) {
+            VsockCommand command = new VsockCommand();
+            Path socket = dir.resolve(off ? "off.sock" : "on.sock");
+            String vm = "socket=" + socket + ",uds-path=" + dir.resolve(off ? "off.vsock" : "on.vsock");
+            String[] args = off ? new String[] {"--vm", vm, "--no-packed-ring"} : new String[] {"--vm", vm};
+            Thread runner = Thread.ofPlatform().start(() -> DaemonCommand.execute(command, args));
+            long deadline = System.nanoTime() + 5_000_000_000L;
+            while (!Files.exists(socket) && System.nanoTime() < deadline) {
+                Thread.sleep(5);
+            }
+            try (TestFrontend fe = TestFrontend.connect(socket)) {
+                assertEquals(off ? 0 : RingLayout.F_RING_PACKED, fe.getFeatures() & RingLayout.F_RING_PACKED,
+                        off ? "turned off" : "offered");
+            } finally {
+                command.stop();
+                runner.join(5000);
+            }
+        }
     }
 
     @Test

@@ -48,14 +48,13 @@ public abstract class DaemonCommand {
 
     /**
      * @param socketOptions false for a daemon that names its sockets in its own options (vsock's {@code --vm}):
-     *                      no {@code -s}/{@code -c}, and it overrides {@link #socketPaths()}
+     *                      no {@code -s}/{@code -c}/{@code --device-state} (it overrides {@link #socketPaths()}),
+     *                      but still {@code --no-packed-ring}
      */
     protected DaemonCommand(String name, String description, boolean socketOptions, Option... options) {
         this.socketOptions = socketOptions;
         List<Option> all = new ArrayList<>(SocketOptions.OPTIONS.size() + WorkerOptions.OPTIONS.size() + options.length);
-        if (socketOptions) {
-            all.addAll(SocketOptions.OPTIONS);
-        }
+        all.addAll(socketOptions ? SocketOptions.OPTIONS : SocketOptions.RING_OPTIONS);
         all.addAll(List.of(options));
         all.addAll(WorkerOptions.OPTIONS);
         this.parser = new OptionParser(name, description, all);
@@ -97,6 +96,8 @@ public abstract class DaemonCommand {
         if (!parsed.isSet(OptionParser.HELP) && !parsed.isSet(OptionParser.VERSION)) {
             if (socketOptions) {
                 sockets.read(parsed);
+            } else {
+                sockets.readRingOptions(parsed);
             }
             workers.read(parsed);
             configure(parsed);

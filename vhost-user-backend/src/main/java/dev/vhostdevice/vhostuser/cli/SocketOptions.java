@@ -27,6 +27,8 @@ public final class SocketOptions {
             "Do not offer packed virtqueues (VIRTIO_F_RING_PACKED); rings stay split.");
     /** All of them, for a command's option list. */
     public static final List<Option> OPTIONS = List.of(SOCKET_PATH, SOCKET_COUNT, DEVICE_STATE, NO_PACKED_RING);
+    /** The ring-layout switch alone: also for a daemon that names its sockets itself (vsock's {@code --vm}). */
+    public static final List<Option> RING_OPTIONS = List.of(NO_PACKED_RING);
 
     Path socketPath;
     int socketCount = 1;
@@ -38,6 +40,11 @@ public final class SocketOptions {
         socketPath = args.path(SOCKET_PATH);
         socketCount = args.intValue(SOCKET_COUNT);
         deviceState = args.isSet(DEVICE_STATE);
+        readRingOptions(args);
+    }
+
+    /** Takes only {@link #RING_OPTIONS} (a daemon without the socket options). */
+    public void readRingOptions(ParsedArgs args) {
         noPackedRing = args.isSet(NO_PACKED_RING);
     }
 

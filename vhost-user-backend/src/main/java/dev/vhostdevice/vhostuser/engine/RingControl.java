@@ -255,7 +255,7 @@ final class RingControl implements Worker.Events {
         }
         if ((state.num() & ~0xFFFF) != 0) {
             throw ProtocolException.invalid("vring " + state.index() + ": base 0x" + Integer.toHexString(state.num())
-                    + " has reserved bits set (packed rings are not offered)");
+                    + " has reserved bits set (VIRTIO_F_RING_PACKED was not acked)");
         }
         int base = state.num();
         worker.call(() -> {
