@@ -301,6 +301,11 @@ final class PackedInflightRegion implements InflightTracker, DescriptorRecorder 
         return resubmit.length;
     }
 
+    /** The first entries of the buffers to resubmit, in the order they will be (tests). */
+    java.util.List<Integer> resubmitOrder() {
+        return Arrays.stream(resubmit).boxed().toList();
+    }
+
     /**
      * Pops the next buffer left in flight into {@code chain} from its copied descriptors; false when none is left
      * (ones the queue refuses are skipped and their entries freed).
