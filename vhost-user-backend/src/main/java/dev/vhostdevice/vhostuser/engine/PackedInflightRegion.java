@@ -135,6 +135,11 @@ final class PackedInflightRegion implements InflightTracker, DescriptorRecorder 
             oldUsed = newUsed;
             oldWrap = newWrap;
         }
+        if (!matchesRing(ring, oldUsed, oldWrap == 1)) {
+            LOG.warn("{}: inflight region used position {}/{} does not match the ring (a new one?): starting it afresh",
+                    name, oldUsed, oldWrap);
+            return initialise(basePosition);
+        }
         int freeHead = Short.toUnsignedInt(region.get(U16, OLD_FREE_HEAD_AT));
         boolean[] onFree = new boolean[descNum];
         for (int e = freeHead, steps = 0; e < descNum && !onFree[e] && steps < descNum; steps++) {
@@ -194,6 +199,21 @@ final class PackedInflightRegion implements InflightTracker, DescriptorRecorder 
             availWrap = !availWrap;
         }
         return PackedRing.position(availSlot, availWrap) | PackedRing.position(usedSlot, usedWrap) << 16;
+    }
+
+    /**
+     * Whether the ring is the one the region's used position describes: the slot before it was written in that
+     * lap (by the driver or as a used descriptor), so its AVAIL bit is the lap's wrap counter. A ring the driver
+     * laid out afresh (zeroed) fails this on the first lap.
+     */
+    private boolean matchesRing(MemorySegment ring, int used, boolean wrap) {
+        if (used == 0 && wrap) {
+            return true; // nothing used yet
+        }
+        int previous = used == 0 ? ringSize - 1 : used - 1;
+        boolean lap = used == 0 ? !wrap : wrap;
+        int f = Short.toUnsignedInt(ring.get(U16, (long) VirtioRing.DESCRIPTOR_SIZE * previous + PackedRing.DESC_FLAGS));
+        return ((f & PackedRing.VIRTQ_DESC_F_AVAIL) != 0) == lap;
     }
 
     /** Whether the ring slot holds a used descriptor of the lap {@code wrap} (AVAIL and USED both equal to it). */

@@ -131,6 +131,24 @@ class PackedInflightRegionTest {
     }
 
     @Test
+    void aRegionWhoseUsedPositionTheRingDoesNotShowStartsAfreshAtTheBase() {
+        PackedInflightRegion r = region();
+        r.prepare(FRESH, ring);
+        fetch(r, 0, 5, 2);
+        fetch(r, 1, 7, 1);
+        r.completing(1);
+        r.completed(1, 0); // used position 1, lap 1: the ring's slot 0 must carry that lap's AVAIL bit
+        assertEquals(FRESH, region().prepare(FRESH, ring), "a zeroed ring: the driver laid out a new one");
+        r = region();
+        r.prepare(FRESH, ring);
+        fetch(r, 0, 5, 1);
+        r.completing(0);
+        r.completed(0, 0);
+        ring.set(U16, PackedRing.DESC_FLAGS, (short) PackedRing.usedFlags(true));
+        assertEquals(position(1, true, 1, true), region().prepare(FRESH, ring), "the same ring: the region wins");
+    }
+
+    @Test
     void entriesInFlightAreResubmittedInCounterOrderEvenAcrossAWrappedCounter() {
         PackedInflightRegion r = region();
         r.prepare(FRESH, ring);
