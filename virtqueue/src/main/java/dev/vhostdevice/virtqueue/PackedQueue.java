@@ -546,7 +546,8 @@ public final class PackedQueue implements VirtQueue {
         if (!ready || fault != null) {
             return false;
         }
-        if (count <= 0 || count > size - inFlightSlots || id < 0 || id > 0xFFFF || isIdInFlight(id)) {
+        if (count <= 0 || count > size - inFlightSlots || count > addresses.length || count > lengths.length
+                || count > flags.length || id < 0 || id > 0xFFFF || isIdInFlight(id)) {
             LOG.warn("{}: recorded buffer id {} of {} descriptors refused ({} of {} slots in flight{})", name, id,
                     count, inFlightSlots, size, id >= 0 && id <= 0xFFFF && isIdInFlight(id) ? ", id in flight" : "");
             return false;

@@ -37,12 +37,12 @@ final class InflightBuffer implements AutoCloseable {
      * may ask before SET_FEATURES, so the offer, not the choice, decides).
      */
     static long sizeFor(Payload.Inflight request, boolean packedOffered) {
-        return packedOffered ? request.numQueues() * strideFor(request.queueSize(), true) : sizeFor(request);
+        return packedOffered ? request.numQueues() * packedStride(request.queueSize()) : sizeFor(request);
     }
 
-    private static long strideFor(int queueSize, boolean packed) {
-        return packed ? Math.max(PackedInflightRegion.stride(queueSize), InflightQueueRegion.stride(queueSize))
-                : InflightQueueRegion.stride(queueSize);
+    /** A queue's stride when packed rings may be used: room for either layout (the packed one is the larger). */
+    private static long packedStride(int queueSize) {
+        return Math.max(PackedInflightRegion.stride(queueSize), InflightQueueRegion.stride(queueSize));
     }
 
     private static void validate(Payload.Inflight request) throws ProtocolException {
@@ -89,7 +89,7 @@ final class InflightBuffer implements AutoCloseable {
      * cover it (too few queues, a smaller queue size, or too small for packed regions).
      */
     PackedInflightRegion packedQueue(int index, int ringSize, String name) {
-        long stride = strideFor(queueSize, true);
+        long stride = packedStride(queueSize);
         if (index >= queues || ringSize > queueSize || Long.compareUnsigned(bytes, queues * stride) < 0) {
             return null;
         }

@@ -157,7 +157,11 @@ final class PackedInflightRegion implements InflightTracker, DescriptorRecorder 
             if (region.get(U8, entry(e) + INFLIGHT) == 0) {
                 continue;
             }
-            if (onFree[e] || taken[e] || !claimChain(e, onFree, taken, ringSize - slots, count == ringSize)) {
+            if (onFree[e]) {
+                region.set(U8, entry(e) + INFLIGHT, (byte) 0); // a fetch or completion rolled back: not in flight
+                continue;
+            }
+            if (taken[e] || !claimChain(e, onFree, taken, ringSize - slots, count == ringSize)) {
                 region.set(U8, entry(e) + INFLIGHT, (byte) 0);
                 dropped++;
                 continue;
@@ -174,18 +178,7 @@ final class PackedInflightRegion implements InflightTracker, DescriptorRecorder 
             LOG.warn("{}: {} inflight entr{} that did not hold together dropped", name, dropped,
                     dropped == 1 ? "y" : "ies");
         }
-        Integer[] order = new Integer[count];
-        for (int i = 0; i < count; i++) {
-            order[i] = heads[i];
-        }
-        Arrays.sort(order, (a, b) -> {
-            int byCounter = Long.compareUnsigned(counters[a], counters[b]);
-            return byCounter != 0 ? byCounter : Integer.compare(a, b);
-        });
-        resubmit = new int[count];
-        for (int i = 0; i < count; i++) {
-            resubmit[i] = order[i];
-        }
+        resubmit = InflightQueueRegion.inCounterOrder(heads, count, counters);
         resubmitNext = 0;
         counter = maxCounter + 1;
         rebuildFreeList(taken);
@@ -339,13 +332,10 @@ final class PackedInflightRegion implements InflightTracker, DescriptorRecorder 
             int head = resubmit[resubmitNext++];
             int num = Short.toUnsignedInt(region.get(U16, entry(head) + NUM));
             int id = Short.toUnsignedInt(region.get(U16, entry(head) + ID));
-            if (num > ringSize) {
-                continue; // rewritten by the front-end since prepare
-            }
             int e = head;
             int last = head;
-            boolean sound = true;
-            for (int i = 0; i < num; i++) {
+            boolean sound = num <= ringSize; // else rewritten by the front-end since prepare
+            for (int i = 0; sound && i < num; i++) {
                 if (e >= descNum) {
                     sound = false;
                     break;
@@ -363,6 +353,8 @@ final class PackedInflightRegion implements InflightTracker, DescriptorRecorder 
                 slotsOfHead[deviceHead] = num;
                 return true;
             }
+            // Not in flight any more: the next back-end does not try it again (its entries return at the next prepare).
+            region.set(U8, entry(head) + INFLIGHT, (byte) 0);
             LOG.warn("{}: inflight entry {} (buffer id {}, {} descriptors) not resubmitted", name, head, id, num);
         }
         return false;
