@@ -443,6 +443,8 @@ final class PackedInflightRegion implements InflightTracker, DescriptorRecorder 
         }
         region.set(U8, entry(entryOfHead[head]) + INFLIGHT, (byte) 0);
         entryOfHead[head] = -1;
+        usedSlot = PackedRing.slotOf(usedIndex); // the queue's own cursor, which completing() predicted
+        usedWrap = PackedRing.wrapOf(usedIndex);
         writeUsed(true);
     }
 

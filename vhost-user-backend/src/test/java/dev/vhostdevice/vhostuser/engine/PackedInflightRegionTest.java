@@ -105,10 +105,12 @@ class PackedInflightRegionTest {
     void aCommittedCompletionFreesItsEntriesForLaterFetches() {
         PackedInflightRegion r = region();
         r.prepare(FRESH, ring);
+        int used = 0;
         for (int lap = 0; lap < 20; lap++) {
             fetch(r, 0, lap, 3); // 60 fetches through 8 entries: only possible if completions free them
             r.completing(0);
-            r.completed(0, 0);
+            used += 3;
+            r.completed(0, PackedRing.position(used % SIZE, (used / SIZE) % 2 == 0));
         }
         fetch(r, 0, 99, 2);
         PackedInflightRegion next = region();
@@ -137,13 +139,14 @@ class PackedInflightRegionTest {
         fetch(r, 0, 5, 2);
         fetch(r, 1, 7, 1);
         r.completing(1);
-        r.completed(1, 0); // used position 1, lap 1: the ring's slot 0 must carry that lap's AVAIL bit
+        // Used position 1, lap 1: the ring's slot 0 must carry that lap's AVAIL bit.
+        r.completed(1, PackedRing.position(1, true));
         assertEquals(FRESH, region().prepare(FRESH, ring), "a zeroed ring: the driver laid out a new one");
         r = region();
         r.prepare(FRESH, ring);
         fetch(r, 0, 5, 1);
         r.completing(0);
-        r.completed(0, 0);
+        r.completed(0, PackedRing.position(1, true));
         ring.set(U16, PackedRing.DESC_FLAGS, (short) PackedRing.usedFlags(true));
         assertEquals(position(1, true, 1, true), region().prepare(FRESH, ring), "the same ring: the region wins");
     }
