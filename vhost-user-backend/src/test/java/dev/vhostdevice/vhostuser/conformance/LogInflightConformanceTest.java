@@ -284,6 +284,30 @@ class LogInflightConformanceTest extends ConformanceBase {
         }
     }
 
+    // A buffer of only the split layout's size (the least SET_INFLIGHT_FD takes) has no room for packed regions:
+    // the packed ring runs untracked (logged), and serves.
+    @Test
+    void aPackedRingWithABufferTooSmallForPackedRegionsRunsUntracked() throws Exception {
+        fe.close();
+        fe = TestFrontend.connect(server.socketPath()).timeout(WAIT).layout(RingLayout.PACKED);
+        negotiateWithReplyAck(INFLIGHT);
+        long splitSize = 2 * ((16L * 16 + 2 + 63) & ~63L);
+        int fd = mapper.createSealedMemoryFile("split-sized-inflight", splitSize);
+        try {
+            fe.setInflightFd(fd, splitSize, 0, 2, 16);
+            FrontendQueue q = runningQueue(0);
+            roundTrip(q, "untracked");
+            try (GuestMemory view = GuestMemory.builder(mapper).mapFile(0, splitSize, fd, 0).build()) {
+                MemorySegment s = view.region(0).segment();
+                for (long i = 0; i < splitSize; i++) {
+                    assertEquals(0, s.get(ValueLayout.JAVA_BYTE, i), "nothing written at " + i);
+                }
+            }
+        } finally {
+            Linux.system().close(fd);
+        }
+    }
+
     private static final ValueLayout.OfShort U16 =
             ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfLong U64 =
