@@ -115,6 +115,9 @@ public final class PackedQueue implements VirtQueue {
     private int addedSinceDecision;
     private int slotsSinceDecision;
 
+    /** Sees each ring descriptor a pop reads (the engine's inflight region copies them), or null. */
+    private DescriptorRecorder recorder;
+
     // Walk state, kept in fields so the walk allocates nothing.
     private long walkTotal;
     private boolean walkWritableSeen;
@@ -473,6 +476,9 @@ public final class PackedQueue implements VirtQueue {
                     return false;
                 }
             }
+            if (recorder != null) {
+                recorder.descriptor(slots, address, (int) length, id, flags);
+            }
             slots++;
             chain.countDescriptor();
             boolean next = (flags & VIRTQ_DESC_F_NEXT) != 0;
@@ -519,6 +525,61 @@ public final class PackedQueue implements VirtQueue {
                 LOG.warn("{}: buffer id {} ({} slots) refused: {} ({} refused so far)", name, id, slots,
                         why.description(), chainFaults);
             }
+        }
+        chain.finish();
+        return true;
+    }
+
+    /** Receives the ring descriptors of each pop, in order (index 0 = the first); null for none. */
+    public void setDescriptorRecorder(DescriptorRecorder recorder) {
+        this.recorder = recorder;
+    }
+
+    /**
+     * Pops a buffer a previous back-end fetched and did not complete, from copies of its ring descriptors (its
+     * ring slots may hold used descriptors by now): {@code count} descriptors with addresses, lengths and flags,
+     * under buffer {@code id}. Validated as a ring walk is; next-avail does not move (the restored position is
+     * already past it). False, with the reason logged, for one that cannot be in flight: a stopped or broken
+     * queue, more slots than are free, an id already in flight, flags that do not chain to the end.
+     */
+    public boolean popRecorded(Chain chain, int id, long[] addresses, int[] lengths, int[] flags, int count) {
+        if (!ready || fault != null) {
+            return false;
+        }
+        if (count <= 0 || count > size - inFlightSlots || count > addresses.length || count > lengths.length
+                || count > flags.length || id < 0 || id > 0xFFFF || isIdInFlight(id)) {
+            LOG.warn("{}: recorded buffer id {} of {} descriptors refused ({} of {} slots in flight{})", name, id,
+                    count, inFlightSlots, size, id >= 0 && id <= 0xFFFF && isIdInFlight(id) ? ", id in flight" : "");
+            return false;
+        }
+        for (int i = 0; i < count; i++) {
+            if (((flags[i] & VIRTQ_DESC_F_NEXT) != 0) != (i < count - 1)) {
+                LOG.warn("{}: recorded buffer id {}: descriptor {} of {} has flags 0x{}", name, id, i, count,
+                        Integer.toHexString(flags[i]));
+                return false;
+            }
+        }
+        int head = freeHeads[freeCount - 1];
+        chain.reset(head);
+        walkTotal = 0;
+        walkWritableSeen = false;
+        ChainFault why = null;
+        for (int i = 0; i < count; i++) {
+            chain.countDescriptor();
+            if (why == null) {
+                why = element(chain, addresses[i], Integer.toUnsignedLong(lengths[i]), flags[i], i > 0, i < count - 1);
+            }
+        }
+        inFlightSlots += count;
+        freeCount--;
+        idOfHead[head] = id;
+        slotsOfHead[head] = count;
+        markId(id);
+        chain.setPackedBuffer(id, count);
+        if (why != null) {
+            chain.fail(why);
+            chainFaults++;
+            LOG.warn("{}: recorded buffer id {} ({} slots) refused: {}", name, id, count, why.description());
         }
         chain.finish();
         return true;

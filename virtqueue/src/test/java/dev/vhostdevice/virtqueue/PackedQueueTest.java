@@ -67,6 +67,62 @@ class PackedQueueTest {
         assertEquals(new Used(expectedId, length), driver.pollUsed());
     }
 
+    // ------------------------------------------------------------- recorded buffers (inflight resubmission)
+
+    @Test
+    void aRecorderSeesEachRingDescriptorOfAPopInOrder() throws Exception {
+        open(8);
+        List<String> seen = new ArrayList<>();
+        queue.setDescriptorRecorder((index, address, length, id, flags) ->
+                seen.add(index + ":" + Long.toHexString(address) + "/" + length + "#" + id + ((flags & VIRTQ_DESC_F_NEXT) != 0 ? "+" : "")));
+        int id = driver.add(readable(DATA, 16), writable(DATA + 64, 32));
+        popOne();
+        assertEquals(List.of("0:40000/16#" + id + "+", "1:40040/32#" + id), seen);
+    }
+
+    @Test
+    void aRecordedBufferIsPoppedFromItsCopiesAndCompletedUnderItsId() throws Exception {
+        open(8);
+        long[] addresses = {DATA, DATA + 64};
+        int[] lengths = {16, 32};
+        int[] flags = {VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE};
+        assertTrue(queue.popRecorded(chain, 5, addresses, lengths, flags, 2));
+        assertTrue(chain.isValid());
+        assertEquals(16, chain.readableBytes());
+        assertEquals(32, chain.writableBytes());
+        assertEquals(1, queue.inFlightCount());
+        assertEquals(2, queue.inFlightSlots());
+        assertEquals(new QueueState(0x8000, 0x8000, false), queue.state(), "next avail does not move");
+        queue.addUsed(chain.head(), 7);
+        queue.flushUsed();
+        var ring = memory.slice(RING, 16);
+        var le = java.nio.ByteOrder.LITTLE_ENDIAN;
+        assertEquals(7, ring.get(java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED.withOrder(le), PackedRing.DESC_LEN));
+        assertEquals(5, ring.get(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(le), PackedRing.DESC_ID));
+        assertEquals(PackedRing.usedFlags(true) | VIRTQ_DESC_F_WRITE,
+                Short.toUnsignedInt(ring.get(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(le),
+                        PackedRing.DESC_FLAGS)));
+        assertEquals(PackedRing.position(2, true), queue.nextUsed(), "used advances by the buffer's two slots");
+    }
+
+    @Test
+    void recordedBuffersThatCannotBeInFlightAreRefusedWithoutBreakingTheQueue() throws Exception {
+        open(8);
+        long[] addresses = {DATA, DATA + 64, DATA + 128};
+        int[] lengths = {16, 16, 16};
+        int[] chained = {VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_NEXT, 0};
+        assertTrue(queue.popRecorded(chain, 3, addresses, lengths, chained, 1 + 2));
+        assertFalse(queue.popRecorded(chain, 3, addresses, lengths, chained, 3), "id 3 is in flight");
+        assertFalse(queue.popRecorded(chain, 4, addresses, lengths, new int[] {0, 0, 0}, 3), "chain ends early");
+        assertFalse(queue.popRecorded(chain, 4, addresses, lengths, new int[] {VIRTQ_DESC_F_NEXT, 0, 0}, 1),
+                "the last descriptor has NEXT");
+        assertFalse(queue.popRecorded(chain, 4, new long[9], new int[9], new int[9], 9), "more slots than the ring");
+        assertFalse(queue.popRecorded(chain, 4, addresses, lengths, chained, 0), "no descriptors");
+        assertTrue(queue.popRecorded(chain, 4, new long[] {0xFFFF_0000_0000L}, new int[] {8}, new int[] {0}, 1));
+        assertFalse(chain.isValid(), "a buffer outside guest memory is a refused chain, completed with 0 bytes");
+        assertFalse(queue.isBroken());
+    }
+
     // --------------------------------------------------------------------------- layout and wrap counters
 
     @Test

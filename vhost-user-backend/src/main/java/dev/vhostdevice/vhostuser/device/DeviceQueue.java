@@ -1,6 +1,7 @@
 package dev.vhostdevice.vhostuser.device;
 
 import dev.vhostdevice.virtqueue.Chain;
+import dev.vhostdevice.virtqueue.PackedQueue;
 import dev.vhostdevice.virtqueue.SplitQueue;
 import dev.vhostdevice.virtqueue.VirtQueue;
 import org.slf4j.Logger;
@@ -92,6 +93,7 @@ public final class DeviceQueue {
     public boolean pop(Chain chain) {
         boolean got = false;
         if (inflight != null) {
+            got = inflight.popResubmit(queue, chain);
             int head;
             while (!got && (head = inflight.nextResubmit()) >= 0) {
                 got = resubmit(head, chain);
@@ -111,7 +113,7 @@ public final class DeviceQueue {
         return true;
     }
 
-    /** A request a previous back-end left in flight, re-walked from the ring (the engine tracks split rings only). */
+    /** A split request a previous back-end left in flight, re-walked from the ring (packed ones come from copies). */
     private boolean resubmit(int head, Chain chain) {
         return queue instanceof SplitQueue split && split.popHead(head, chain);
     }
@@ -122,6 +124,7 @@ public final class DeviceQueue {
             inflight.completing(chain.head());
         }
         queue.addUsed(chain);
+        publishIfTracked();
         afterComplete(chain.head());
     }
 
@@ -131,7 +134,15 @@ public final class DeviceQueue {
             inflight.completing(head);
         }
         queue.addUsed(head, bytesWritten);
+        publishIfTracked();
         afterComplete(head);
+    }
+
+    /** A packed tracker commits a completion only once the driver can see it: no batching of the used flags. */
+    private void publishIfTracked() {
+        if (inflight != null && inflight.publishesEachCompletion() && queue instanceof PackedQueue packed) {
+            packed.flushUsed();
+        }
     }
 
     private void afterComplete(int head) {

@@ -17,14 +17,32 @@ final class InflightBuffer implements AutoCloseable {
     private final int queues;
     private final int queueSize;
 
-    private InflightBuffer(GuestMemory mapping, int queues, int queueSize) {
+    /** The mapped bytes: a buffer from GET_INFLIGHT_FD without packed rings offered has no room for packed regions. */
+    private final long bytes;
+
+    private InflightBuffer(GuestMemory mapping, int queues, int queueSize, long bytes) {
         this.mapping = mapping;
         this.queues = queues;
         this.queueSize = queueSize;
+        this.bytes = bytes;
     }
 
+    /** The split layout's size (libvhost-user's): what a buffer must at least have. */
     static long sizeFor(Payload.Inflight request) {
         return request.numQueues() * InflightQueueRegion.stride(request.queueSize());
+    }
+
+    /**
+     * What GET_INFLIGHT_FD allocates: with packed rings offered, room for the larger packed regions (the front-end
+     * may ask before SET_FEATURES, so the offer, not the choice, decides).
+     */
+    static long sizeFor(Payload.Inflight request, boolean packedOffered) {
+        return packedOffered ? request.numQueues() * packedStride(request.queueSize()) : sizeFor(request);
+    }
+
+    /** A queue's stride when packed rings may be used: room for either layout (the packed one is the larger). */
+    private static long packedStride(int queueSize) {
+        return Math.max(PackedInflightRegion.stride(queueSize), InflightQueueRegion.stride(queueSize));
     }
 
     private static void validate(Payload.Inflight request) throws ProtocolException {
@@ -35,9 +53,10 @@ final class InflightBuffer implements AutoCloseable {
     }
 
     /** GET_INFLIGHT_FD: a zero-filled, size-sealed memory file for the front-end to keep. */
-    static int create(MemoryMapper files, Payload.Inflight request) throws ProtocolException, ErrnoException {
+    static int create(MemoryMapper files, Payload.Inflight request, boolean packedOffered)
+            throws ProtocolException, ErrnoException {
         validate(request);
-        return files.createSealedMemoryFile("vhost-user-inflight", sizeFor(request));
+        return files.createSealedMemoryFile("vhost-user-inflight", sizeFor(request, packedOffered));
     }
 
     /** SET_INFLIGHT_FD: maps the front-end's buffer (checked against the file's size). */
@@ -48,7 +67,7 @@ final class InflightBuffer implements AutoCloseable {
             throw ProtocolException.invalid("inflight buffer of " + request.mmapSize() + " bytes, need " + sizeFor(request));
         }
         GuestMemory mapping = mapper.mapArea("inflight buffer", request.mmapSize(), fd, request.mmapOffset());
-        return new InflightBuffer(mapping, request.numQueues(), request.queueSize());
+        return new InflightBuffer(mapping, request.numQueues(), request.queueSize(), request.mmapSize());
     }
 
     /**
@@ -63,6 +82,19 @@ final class InflightBuffer implements AutoCloseable {
         long stride = InflightQueueRegion.stride(queueSize);
         MemorySegment all = mapping.region(0).segment();
         return new InflightQueueRegion(all.asSlice(index * stride, stride), queueSize, ringSize);
+    }
+
+    /**
+     * The packed region of queue {@code index} for a ring of {@code ringSize}, or null if the buffer does not
+     * cover it (too few queues, a smaller queue size, or too small for packed regions).
+     */
+    PackedInflightRegion packedQueue(int index, int ringSize, String name) {
+        long stride = packedStride(queueSize);
+        if (index >= queues || ringSize > queueSize || Long.compareUnsigned(bytes, queues * stride) < 0) {
+            return null;
+        }
+        MemorySegment all = mapping.region(0).segment();
+        return new PackedInflightRegion(name, all.asSlice(index * stride, stride), queueSize, ringSize);
     }
 
     int queueCount() {

@@ -87,7 +87,14 @@ final class InflightQueueRegion implements InflightTracker {
                 heads[count++] = head;
             }
         }
-        // Ascending (unsigned) counter order, ties by head.
+        resubmit = inCounterOrder(heads, count, counters);
+        resubmitNext = 0;
+        counter = maxCounter + 1;
+        return count;
+    }
+
+    /** The first {@code count} of {@code heads} in ascending (unsigned) order of {@code counters[head]}, ties by head. */
+    static int[] inCounterOrder(int[] heads, int count, long[] counters) {
         Integer[] order = new Integer[count];
         for (int i = 0; i < count; i++) {
             order[i] = heads[i];
@@ -96,13 +103,11 @@ final class InflightQueueRegion implements InflightTracker {
             int byCounter = Long.compareUnsigned(counters[a], counters[b]);
             return byCounter != 0 ? byCounter : Integer.compare(a, b);
         });
-        resubmit = new int[count];
+        int[] sorted = new int[count];
         for (int i = 0; i < count; i++) {
-            resubmit[i] = order[i];
+            sorted[i] = order[i];
         }
-        resubmitNext = 0;
-        counter = maxCounter + 1;
-        return count;
+        return sorted;
     }
 
     private static long desc(int head) {

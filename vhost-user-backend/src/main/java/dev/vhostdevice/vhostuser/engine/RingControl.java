@@ -14,6 +14,7 @@ import dev.vhostdevice.vhostuser.protocol.VirtioFeatures;
 import dev.vhostdevice.vhostuser.sys.Linux;
 import dev.vhostdevice.vhostuser.sys.ReceivedFds;
 import dev.vhostdevice.virtqueue.DirtyLog;
+import dev.vhostdevice.virtqueue.PackedQueue;
 import dev.vhostdevice.virtqueue.QueueConfigException;
 import dev.vhostdevice.virtqueue.QueueState;
 import dev.vhostdevice.virtqueue.VirtQueue;
@@ -431,16 +432,39 @@ final class RingControl implements Worker.Events {
     }
 
     /**
-     * Starts a packed ring where SET_VRING_BASE put it: nothing in guest memory holds the cursors. The engine's
-     * inflight region is the split layout, so a packed ring's requests are not tracked in it.
+     * Starts a packed ring where SET_VRING_BASE put it (nothing in guest memory holds the cursors). With an
+     * inflight buffer, the region's committed positions win over the base: the buffers a previous back-end left in
+     * flight are resubmitted first, from their copied descriptors, and next-avail resumes past them.
      */
     private void resumePacked(Vring v, GuestMemory mem) throws Exception {
-        if (inflight != null) {
-            LOG.warn("{}: queue {}: packed ring: requests are not tracked in the inflight buffer", session.name(),
-                    v.index);
-        }
+        PackedQueue packed = (PackedQueue) v.queue;
         v.inflight = null;
-        v.deviceQueue.setInflightTracker(null);
+        v.packedInflight = inflight == null ? null
+                : inflight.packedQueue(v.index, v.queue.size(), session.name() + ": queue " + v.index);
+        if (inflight != null && v.packedInflight == null) {
+            LOG.warn("{}: queue {}: the inflight buffer ({} queues of {}) has no packed region for this ring of {}; "
+                    + "its requests are not tracked", session.name(), v.index, inflight.queueCount(),
+                    inflight.queueSize(), v.queue.size());
+        }
+        if (v.packedInflight != null) {
+            MemorySegment ring = mem.slice(v.queue.descAddress(), (long) VirtioRing.DESCRIPTOR_SIZE * v.queue.size());
+            if (ring == null) {
+                throw ProtocolException.invalid("vring " + v.index + ": descriptor ring outside guest memory");
+            }
+            int base = v.queue.nextAvail() | v.queue.nextUsed() << 16;
+            int resumeAt = v.packedInflight.prepare(base, ring);
+            if (resumeAt != base) {
+                LOG.info("{}: queue {}: packed base 0x{}, the inflight region resumes at 0x{}", session.name(), v.index,
+                        Integer.toHexString(base), Integer.toHexString(resumeAt));
+                v.queue.restore(new QueueState(resumeAt & 0xFFFF, resumeAt >>> 16, v.queue.eventIdx()));
+            }
+            if (v.packedInflight.resubmitCount() > 0) {
+                LOG.info("{}: queue {}: resubmitting {} request(s) left in flight", session.name(), v.index,
+                        v.packedInflight.resubmitCount());
+            }
+        }
+        packed.setDescriptorRecorder(v.packedInflight);
+        v.deviceQueue.setInflightTracker(v.packedInflight);
         v.queue.activate(mem);
     }
 
@@ -511,6 +535,10 @@ final class RingControl implements Worker.Events {
         v.started = false;
         v.deviceQueue.setInflightTracker(null);
         v.inflight = null;
+        if (v.packedInflight != null) {
+            ((PackedQueue) v.queue).setDescriptorRecorder(null);
+            v.packedInflight = null;
+        }
     }
 
     boolean anyStarted() throws Exception {

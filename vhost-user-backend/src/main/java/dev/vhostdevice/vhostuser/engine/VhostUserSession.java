@@ -308,9 +308,10 @@ public final class VhostUserSession implements AutoCloseable {
             }
             case GET_INFLIGHT_FD -> {
                 Payload.Inflight asked = (Payload.Inflight) payload;
-                int fd = InflightBuffer.create(mapper, asked);
+                boolean packedOffered = VirtioFeatures.has(offeredFeatures, VirtioFeatures.VIRTIO_F_RING_PACKED);
+                int fd = InflightBuffer.create(mapper, asked, packedOffered);
                 try {
-                    Payload.Inflight answer = new Payload.Inflight(InflightBuffer.sizeFor(asked), 0,
+                    Payload.Inflight answer = new Payload.Inflight(InflightBuffer.sizeFor(asked, packedOffered), 0,
                             asked.numQueues(), asked.queueSize());
                     PayloadCodec.encodeInflight(channel.replyBody(), answer);
                     channel.reply(request.code(), PayloadCodec.INFLIGHT_SIZE, fd);

@@ -28,6 +28,8 @@ final class Vring {
     boolean logUsed;
     long logGuestAddr;
     InflightQueueRegion inflight;
+    /** The packed ring's region in the inflight buffer while it runs tracked, or null. */
+    PackedInflightRegion packedInflight;
 
     Vring(int index, int maxSize, QueueNotifier notifier) {
         this.index = index;

@@ -11,6 +11,7 @@ import dev.vhostdevice.vhostuser.frontend.FrontendQueue;
 import dev.vhostdevice.vhostuser.frontend.GuestRam;
 import dev.vhostdevice.vhostuser.frontend.Msg;
 import dev.vhostdevice.vhostuser.frontend.Reply;
+import dev.vhostdevice.vhostuser.frontend.RingLayout;
 import dev.vhostdevice.vhostuser.frontend.TestFrontend;
 import dev.vhostdevice.vhostuser.protocol.ProtocolFeature;
 import dev.vhostdevice.vhostuser.sys.Linux;
@@ -212,6 +213,157 @@ class LogInflightConformanceTest extends ConformanceBase {
                 Linux.system().close(dupInflight);
                 Linux.system().close(kick);
             }
+        }
+    }
+
+    // packed-ring.md §5.4: the same on a packed ring, from the descriptors copied into the packed region. The
+    // held buffers' ring slots are scribbled over (as used descriptors of other buffers would overwrite them) and
+    // the front-end restores a stale base: only the region can bring them back, and it does, in fetch order.
+    @Test
+    void packedRequestsInFlightWhenTheBackendDiedAreResubmittedInOrderFromTheRegion() throws Exception {
+        try (GuestRam ram = GuestRam.single(1 << 20)) {
+            fe.close();
+            fe = TestFrontend.connect(server.socketPath()).timeout(WAIT).layout(RingLayout.PACKED).useRam(ram);
+            long features = negotiateWithReplyAck(INFLIGHT);
+            Reply inflight = fe.getInflightFd(2, 16);
+            long size = inflight.u64(0);
+            assertTrue(size >= 2L * (32 + 32 * 16), "room for two packed regions: mmap_size " + size);
+            PackedCrash crash = crashWithTwoHeld(ram, features, inflight.fd(), size);
+            try {
+                FrontendQueue oldQ = crash.queue();
+                scribble(ram, oldQ, 2, 6); // slots 2..5 held lost1 and lost2
+                restart(ram, features, crash, RingLayout.PACKED.baseAfter(1, 2, 16));
+                assertEquals("1tsol", oldQ.awaitUsed(WAIT).text(), "the first fetched first");
+                assertEquals("2tsol", oldQ.awaitUsed(WAIT).text());
+                assertEquals(2, device().handled.get(), "the new device handled exactly the two lost requests");
+                assertEquals(RingLayout.PACKED.baseAfter(3, 2, 16), fe.getVringBase(0), "avail resumed past them");
+            } finally {
+                crash.close();
+            }
+        }
+    }
+
+    // A hostile front-end's packed region: every entry claims to be in flight with nonsense lists, counts, ids and
+    // counters. The new back-end drops what does not hold together, serves on and keeps the connection.
+    @Test
+    void aGarbagePackedRegionIsSurvivedAndTheConnectionServesOn() throws Exception {
+        try (GuestRam ram = GuestRam.single(1 << 20)) {
+            fe.close();
+            fe = TestFrontend.connect(server.socketPath()).timeout(WAIT).layout(RingLayout.PACKED).useRam(ram);
+            long features = negotiateWithReplyAck(INFLIGHT);
+            Reply inflight = fe.getInflightFd(2, 16);
+            long size = inflight.u64(0);
+            PackedCrash crash = crashWithTwoHeld(ram, features, inflight.fd(), size);
+            try (GuestMemory view = GuestMemory.builder(mapper).mapFile(0, size, crash.inflightFd(), 0).build()) {
+                MemorySegment region = view.region(0).segment();
+                java.util.Random random = new java.util.Random(14);
+                for (int e = 0; e < 16; e++) {
+                    long at = 32 + 32L * e;
+                    region.set(ValueLayout.JAVA_BYTE, at, (byte) 1);
+                    region.set(U16, at + 2, (short) random.nextInt(1 << 16)); // next
+                    region.set(U16, at + 4, (short) random.nextInt(1 << 16)); // last
+                    region.set(U16, at + 6, (short) (e % 3 == 0 ? 1 : random.nextInt(1 << 16))); // num
+                    region.set(U64, at + 8, random.nextLong()); // counter
+                    region.set(U16, at + 16, (short) (e % 2)); // ids in flight twice
+                    region.set(U16, at + 18, (short) random.nextInt(1 << 16)); // flags
+                    region.set(ValueLayout.JAVA_INT_UNALIGNED, at + 20, random.nextInt());
+                    region.set(U64, at + 24, random.nextLong());
+                }
+                region.set(U16, 12, (short) 0xFFFF); // free_head
+                region.set(U16, 14, (short) 0xFFFF); // old_free_head
+                restart(ram, features, crash, RingLayout.PACKED.baseAfter(1, 2, 16));
+                // Nothing in the region holds together: the held requests are fetched again from the ring.
+                FrontendQueue oldQ = crash.queue();
+                assertEquals("1tsol", oldQ.awaitUsed(WAIT).text());
+                assertEquals("2tsol", oldQ.awaitUsed(WAIT).text());
+                assertEquals(2, device().handled.get());
+                assertNotEquals(0, fe.getFeatures(), "the connection stays");
+            } finally {
+                crash.close();
+            }
+        }
+    }
+
+    // A buffer of only the split layout's size (the least SET_INFLIGHT_FD takes) has no room for packed regions:
+    // the packed ring runs untracked (logged), and serves.
+    @Test
+    void aPackedRingWithABufferTooSmallForPackedRegionsRunsUntracked() throws Exception {
+        fe.close();
+        fe = TestFrontend.connect(server.socketPath()).timeout(WAIT).layout(RingLayout.PACKED);
+        negotiateWithReplyAck(INFLIGHT);
+        long splitSize = 2 * ((16L * 16 + 2 + 63) & ~63L);
+        int fd = mapper.createSealedMemoryFile("split-sized-inflight", splitSize);
+        try {
+            fe.setInflightFd(fd, splitSize, 0, 2, 16);
+            FrontendQueue q = runningQueue(0);
+            roundTrip(q, "untracked");
+            try (GuestMemory view = GuestMemory.builder(mapper).mapFile(0, splitSize, fd, 0).build()) {
+                MemorySegment s = view.region(0).segment();
+                for (long i = 0; i < splitSize; i++) {
+                    assertEquals(0, s.get(ValueLayout.JAVA_BYTE, i), "nothing written at " + i);
+                }
+            }
+        } finally {
+            Linux.system().close(fd);
+        }
+    }
+
+    private static final ValueLayout.OfShort U16 =
+            ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfLong U64 =
+            ValueLayout.JAVA_LONG_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN);
+
+    /** The old connection's queue and the fds the front-end keeps across the back-end's death. */
+    record PackedCrash(FrontendQueue queue, int inflightFd, long size, int kick) implements AutoCloseable {
+        @Override
+        public void close() {
+            Linux.system().close(inflightFd);
+            Linux.system().close(kick);
+        }
+    }
+
+    /** A packed ring with one round trip done, then two requests held when the back-end goes away. */
+    private PackedCrash crashWithTwoHeld(GuestRam ram, long features, int inflightFd, long size) throws Exception {
+        fe.setInflightFd(inflightFd, size, 0, 2, 16);
+        FrontendQueue q = runningQueue(0);
+        roundTrip(q, "done");
+        device().hold = true;
+        device().crashOnStop = true;
+        q.post("lost1", 16);
+        q.post("lost2", 16);
+        q.kick();
+        awaitTrue(() -> device().held.get() == 2, "two requests in flight");
+        TestFrontend old = fe;
+        fe = TestFrontend.connect(server.socketPath()).timeout(WAIT).layout(RingLayout.PACKED);
+        PackedCrash crash = new PackedCrash(q, dup(inflightFd), size, dup(q.kickFd()));
+        old.close();
+        return crash;
+    }
+
+    /** The next back-end: same RAM, rings and inflight buffer, the base {@code base} (stale after a crash). */
+    private void restart(GuestRam ram, long features, PackedCrash crash, int base) throws Exception {
+        FrontendQueue oldQ = crash.queue();
+        fe.useRam(ram);
+        fe.setProtocolFeatures(REPLY_ACK | INFLIGHT);
+        fe.setOwner();
+        fe.setFeatures(features);
+        fe.setMemTable();
+        fe.setInflightFd(crash.inflightFd(), crash.size(), 0, 2, 16);
+        FrontendQueue nq = fe.queue(0, 16);
+        fe.request(SET_VRING_NUM, Msg.vringState(0, 16));
+        fe.request(SET_VRING_BASE, Msg.vringState(0, base));
+        fe.request(SET_VRING_ADDR, Msg.vringAddr(0, 0, oldQ.descUva(), oldQ.usedUva(), oldQ.availUva(), 0));
+        fe.setVringKick(0, crash.kick());
+        fe.setVringCall(0, nq.callFd());
+        fe.setVringEnable(0, true);
+    }
+
+    /** Overwrites ring slots [from, to) with descriptors that are neither available nor used for this lap. */
+    private static void scribble(GuestRam ram, FrontendQueue q, int from, int to) {
+        MemorySegment ring = ram.memory().slice(q.descGpa(), 16L * q.size());
+        for (int slot = from; slot < to; slot++) {
+            ring.asSlice(16L * slot, 16).fill((byte) 0x5A);
+            ring.set(U16, 16L * slot + 14, (short) 0);
         }
     }
 

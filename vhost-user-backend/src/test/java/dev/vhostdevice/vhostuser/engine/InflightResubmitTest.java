@@ -17,6 +17,7 @@ import dev.vhostdevice.vhostuser.device.DeviceQueue;
 import dev.vhostdevice.vhostuser.device.VirtioDevice;
 import dev.vhostdevice.vhostuser.protocol.MessageHeader;
 import dev.vhostdevice.vhostuser.protocol.ProtocolFeature;
+import dev.vhostdevice.vhostuser.server.ServerOptions;
 import dev.vhostdevice.vhostuser.server.VhostUserServer;
 import dev.vhostdevice.vhostuser.sys.Linux;
 import dev.vhostdevice.vhostuser.testkit.GuestFixture;
@@ -125,7 +126,8 @@ class InflightResubmitTest {
             MiniFrontend.Reply reply = fe.call(GET_INFLIGHT_FD, 0, inflightRequest(0, QUEUES, 16));
             long mmapSize = ByteBufferLE.u64(reply.body(), 0);
             assertEquals(24, reply.body().length);
-            assertEquals(QUEUES * InflightQueueRegion.stride(16), mmapSize);
+            assertEquals(QUEUES * PackedInflightRegion.stride(16), mmapSize,
+                    "packed rings are offered: room for the larger packed regions");
             assertEquals(0, ByteBufferLE.u64(reply.body(), 8), "mmap_offset");
             assertTrue(reply.fd() >= 0, "the buffer's fd rides on the reply");
             try {
@@ -141,6 +143,18 @@ class InflightResubmitTest {
             } finally {
                 linux.close(reply.fd());
             }
+        }
+    }
+
+    @Test
+    void withoutPackedRingsOfferedTheBufferHasTheSplitLayoutsSize() throws Exception {
+        try (VhostUserServer splitOnly = VhostUserServer.start(dir.resolve("split.sock"), () -> new HoldingDevice(false),
+                ServerOptions.DEFAULTS.withPackedRing(false));
+             MiniFrontend fe = new MiniFrontend(splitOnly.socketPath())) {
+            negotiate(fe, PROTOCOL, VERSION_1);
+            MiniFrontend.Reply reply = fe.call(GET_INFLIGHT_FD, 0, inflightRequest(0, QUEUES, 16));
+            linux.close(reply.fd());
+            assertEquals(QUEUES * InflightQueueRegion.stride(16), ByteBufferLE.u64(reply.body(), 0));
         }
     }
 
