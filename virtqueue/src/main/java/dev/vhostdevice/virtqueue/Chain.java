@@ -226,4 +226,15 @@ public final class Chain {
                 ? "Chain[head=" + head + ", fault=" + fault + "]"
                 : "Chain[head=" + head + ", readable=" + readableBytes + ", writable=" + writableBytes + "]";
     }
+
+    /** Marks the bytes the device wrote dirty in {@code log}, piece by piece (both ring layouts share this). */
+    void logWritten(DirtyLog log) {
+        // Unsigned: a used length of 2 GiB or more is a negative int.
+        long left = Integer.toUnsignedLong(bytesWritten());
+        for (int p = firstWritablePiece(); p < pieceCount() && left > 0; p++) {
+            long step = Math.min(left, pieceLength(p));
+            log.markDirty(pieceAddress(p), step);
+            left -= step;
+        }
+    }
 }

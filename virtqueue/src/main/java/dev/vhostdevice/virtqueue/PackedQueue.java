@@ -685,7 +685,7 @@ public final class PackedQueue implements VirtQueue {
     public void addUsed(Chain chain) {
         addUsed(chain.head(), chain.isValid() ? chain.bytesWritten() : 0);
         if (dirtyLog != null && chain.isValid()) {
-            logWritten(chain);
+            chain.logWritten(dirtyLog);
         }
     }
 
@@ -740,14 +740,6 @@ public final class PackedQueue implements VirtQueue {
         }
     }
 
-    private void logWritten(Chain chain) {
-        long left = Integer.toUnsignedLong(chain.bytesWritten());
-        for (int p = chain.firstWritablePiece(); p < chain.pieceCount() && left > 0; p++) {
-            long step = Math.min(left, chain.pieceLength(p));
-            dirtyLog.markDirty(chain.pieceAddress(p), step);
-            left -= step;
-        }
-    }
 
     /**
      * Publishes the batch and decides whether the driver wants an interrupt: not when its event suppression

@@ -623,7 +623,7 @@ public final class SplitQueue implements VirtQueue {
     /** Completes {@code chain} with the bytes its writer wrote (0 for a refused chain). */
     public void addUsed(Chain chain) {
         if (dirtyLog != null && chain.isValid()) {
-            logWritten(chain); // before the used index announces the buffers (see addUsed(int, int))
+            chain.logWritten(dirtyLog); // before the used index announces the buffers (see addUsed(int, int))
         }
         addUsed(chain.head(), chain.isValid() ? chain.bytesWritten() : 0);
     }
@@ -655,15 +655,6 @@ public final class SplitQueue implements VirtQueue {
         addedSinceDecision++;
     }
 
-    private void logWritten(Chain chain) {
-        // Unsigned: a used length of 2 GiB or more is a negative int.
-        long left = Integer.toUnsignedLong(chain.bytesWritten());
-        for (int p = chain.firstWritablePiece(); p < chain.pieceCount() && left > 0; p++) {
-            long step = Math.min(left, chain.pieceLength(p));
-            dirtyLog.markDirty(chain.pieceAddress(p), step);
-            left -= step;
-        }
-    }
 
     /**
      * Decides, once per batch of {@link #addUsed} calls, whether the driver wants an interrupt now: with
