@@ -493,6 +493,42 @@ final class RingControl implements Worker.Events {
      */
     int stopForBase(int index) throws Exception {
         Vring v = vring(index);
+        drainForStop(v);
+        return worker.call(() -> {
+            stopRing(v, true);
+            return base(v.queue);
+        });
+    }
+
+    /**
+     * A second SET_OWNER on the connection: the guest driver probed the device again (the Xen bridge, xen.md
+     * §2.7 #11 and §4.1) and the front-end is about to send the whole ring setup anew, to rings that still run.
+     * Every started ring stops as at GET_VRING_BASE (the device completes what it holds, kick and call fds
+     * closed) and is disabled, so that the setup sent again is taken as a fresh start. The memory table, the
+     * features and each ring's position stay: the front-end sends what changed.
+     */
+    void reprobe() throws Exception {
+        int stopped = 0;
+        for (Vring v : vrings) {
+            boolean started = worker.call(() -> v.started || v.queue.isReady() || v.queue.isParked());
+            if (!started) {
+                continue;
+            }
+            drainForStop(v);
+            worker.call(() -> {
+                stopRing(v, true);
+                v.enabled = false;
+                return null;
+            });
+            stopped++;
+        }
+        LOG.info("{}: SET_OWNER again: the front-end re-probes the device; {} started ring(s) stopped",
+                session.name(), stopped);
+    }
+
+    /** Before a ring stops: the device completes what it holds; waits (bounded) for chains still in flight. */
+    private void drainForStop(Vring v) throws Exception {
+        int index = v.index;
         long deadline = System.nanoTime() + VhostUserSession.STOP_DRAIN_MILLIS * 1_000_000;
         while (true) {
             int inFlight = worker.call(() -> {
@@ -513,10 +549,6 @@ final class RingControl implements Worker.Events {
             }
             Thread.sleep(1);
         }
-        return worker.call(() -> {
-            stopRing(v, true);
-            return base(v.queue);
-        });
     }
 
     /** Stops a ring without forgetting its position; closes its kick fd (and call fd when asked). */

@@ -65,6 +65,8 @@ public final class VhostUserSession implements AutoCloseable {
     private DeviceStateTransfer stateTransfer;
     private volatile boolean closing;
     private boolean closed;
+    /** SET_OWNER was received on this connection (control thread only). */
+    private boolean owned;
 
     public VhostUserSession(Linux linux, MemoryMapper mapper, RegionMapper regionMapper, VirtioDevice device,
                             int socket, String name) throws ErrnoException {
@@ -256,9 +258,16 @@ public final class VhostUserSession implements AutoCloseable {
             }
             case SET_PROTOCOL_FEATURES -> setProtocolFeatures(((Payload.U64) payload).value());
             case SET_OWNER -> {
-                // Nothing to record: one connection is one owner.
+                // One connection is one owner; a second SET_OWNER is the front-end probing the device again.
+                if (owned) {
+                    rings.reprobe();
+                }
+                owned = true;
             }
-            case RESET_OWNER -> rings.stopAll(false);
+            case RESET_OWNER -> {
+                rings.stopAll(false);
+                owned = false; // ownership given up: the next SET_OWNER claims afresh
+            }
             case RESET_DEVICE -> rings.resetDevice();
             case GET_QUEUE_NUM -> {
                 sendU64(request.code(), vrings.length);

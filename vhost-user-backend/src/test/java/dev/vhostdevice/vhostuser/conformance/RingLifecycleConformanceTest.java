@@ -10,6 +10,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.vhostdevice.vhostuser.frontend.FrontendQueue;
 import dev.vhostdevice.vhostuser.frontend.Msg;
 import dev.vhostdevice.vhostuser.frontend.RingLayout;
+import dev.vhostdevice.vhostuser.frontend.TestFrontend;
 import dev.vhostdevice.vhostuser.protocol.ProtocolFeature;
 import dev.vhostdevice.virtqueue.PackedRing;
 import org.junit.jupiter.api.Test;
@@ -190,6 +191,55 @@ class RingLifecycleConformanceTest extends ConformanceBase {
         fe.setVringCall(0, q.callFd());
         roundTrip(q, "boot2");
         assertEquals(1, q.usedIdx(), "used idx restarted at 0, not at the old 3");
+    }
+
+    // xen.md §2.7 #11: the Xen bridge re-probes the device with a second SET_OWNER on the live connection, then
+    // sends the whole ring setup again. The second SET_OWNER stops every started ring as GET_VRING_BASE would
+    // (the device completes what it holds) and keeps the memory table; the setup sent again is accepted and the
+    // ring serves from the base it is given, the request posted while it was stopped first.
+    @Test
+    void aSecondSetOwnerStopsTheRingsAndTheRingSetupSentAgainIsServed() throws Exception {
+        negotiateWithReplyAck(0);
+        FrontendQueue q = runningQueue(0);
+        roundTrip(q, "before");
+        device().hold = true;
+        q.post("held", 8);
+        q.kick();
+        awaitTrue(() -> device().held.get() == 1, "the device to hold the request");
+        assertEquals(0, fe.ack(SET_OWNER, Msg.EMPTY), "a second SET_OWNER is accepted");
+        assertEquals(2, q.usedIdx(), "the held request completed by the time SET_OWNER was acked");
+        assertEquals("dleh", q.awaitUsed(WAIT).text());
+        device().hold = false;
+        q.post("while stopped", 16);
+        q.kick();
+        fe.sync();
+        Thread.sleep(QUIET.toMillis());
+        assertEquals(2, q.usedIdx(), "stopped: nothing served until the setup comes again");
+
+        fe.setVringNum(0, 16); // refused by a running ring: accepted only because the ring stopped
+        fe.setVringAddr(q);
+        fe.setVringBase(0, baseAfter(2));
+        fe.setVringCall(0, q.callFd());
+        fe.setVringKick(0, q.kickFd());
+        fe.setVringEnable(0, true);
+        assertEquals("deppots elihw", q.awaitUsed(WAIT).text());
+        roundTrip(q, "after");
+        fe.setVringEnable(0, false);
+        assertEquals(baseAfter(4), fe.getVringBase(0));
+        assertEquals(4, device().handled.get(), "nothing handled twice across the re-probe");
+    }
+
+    // The first SET_OWNER of a connection stops nothing: a front-end may set a ring up before claiming it.
+    @Test
+    void theFirstSetOwnerLeavesARingSetUpBeforeItRunning() throws Exception {
+        fe.getFeatures();
+        fe.setProtocolFeatures(REPLY_ACK);
+        fe.setFeatures(fe.getFeatures() & (TestFrontend.F_VERSION_1 | TestFrontend.F_PROTOCOL_FEATURES)
+                | layout.feature());
+        fe.setMemTable();
+        FrontendQueue q = runningQueue(0);
+        fe.setOwner();
+        roundTrip(q, "owned late");
     }
 
     // §7 #43: SET_VRING_NUM 0, above the maximum, or not a power of two is rejected; a packed ring takes any

@@ -201,9 +201,11 @@ public abstract class XenBridgeContract {
             exchange(sim);
             sim.probe(); // the guest driver probed again: SET_OWNER (now with NEED_REPLY) and negotiation
             assertEquals(2, sim.transcript().stream().filter(t -> t.startsWith("SET_OWNER")).count());
-            // Features and a new memory table on the live connection; the running rings stay where they are
-            // (re-sending SET_VRING_NUM to a running ring is refused by the engine's ring lifecycle).
-            sim.activateMemory(features());
+            // The whole activation again on the live connection, to rings that were running: features, a new
+            // memory table, SET_VRING_NUM/ADDR/BASE/CALL/KICK and ENABLE per queue, every one acked.
+            sim.activate(features());
+            assertEquals(2, sim.transcript().stream().filter(t -> t.startsWith("SET_VRING_NUM")).count()
+                    / queueCount(), "the ring setup was sent twice");
             exchange(sim);
             sim.remove();
         }
