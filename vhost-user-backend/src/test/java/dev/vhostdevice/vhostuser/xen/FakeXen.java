@@ -80,6 +80,7 @@ public final class FakeXen implements XenIo, AutoCloseable {
     private final List<GrantMmap> grantMmaps = new ArrayList<>();
     private final List<String> violations = new ArrayList<>();
     private volatile boolean devicesPresent = true;
+    private volatile long pageSize = PAGE;
     private long nextIndex;
 
     /** {@code pages} pages of RAM for domain {@code domid}; frame {@code baseGfn} is RAM page 0 in foreign mode. */
@@ -142,6 +143,11 @@ public final class FakeXen implements XenIo, AutoCloseable {
     /** Makes the host look like one without /dev/xen. */
     public void removeDevices() {
         devicesPresent = false;
+    }
+
+    /** Makes the host look like one whose pages are {@code bytes} long (an arm64 kernel with 16 or 64 KiB pages). */
+    public void setPageSize(long bytes) {
+        pageSize = bytes;
     }
 
     /** MAP_GRANT_REF calls not yet undone by UNMAP_GRANT_REF. */
@@ -208,6 +214,11 @@ public final class FakeXen implements XenIo, AutoCloseable {
     @Override
     public boolean devicesPresent() {
         return devicesPresent;
+    }
+
+    @Override
+    public long pageSize() {
+        return pageSize;
     }
 
     @Override

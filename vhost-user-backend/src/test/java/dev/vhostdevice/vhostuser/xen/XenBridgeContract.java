@@ -212,6 +212,25 @@ public abstract class XenBridgeContract {
         awaitGrantsReleased();
     }
 
+    // xen.md §2.5 "Page granularity": frames and grants are 4 KiB, and privcmd and gntdev map host pages.
+    @ParameterizedTest
+    @EnumSource(value = XenBridgeSimulator.Mode.class, names = {"FOREIGN", "GRANT"})
+    void xenRegionsOnAHostWhosePagesAreNot4KiBAreRefusedAndTheDaemonGoesOn(XenBridgeSimulator.Mode mode)
+            throws Exception {
+        xen.setPageSize(64 * 1024);
+        try (XenBridgeSimulator sim = connect(mode)) {
+            sim.probe();
+            AssertionError refused = assertThrows(AssertionError.class, () -> sim.activate(features()));
+            assertTrue(refused.getMessage().contains("SET_MEM_TABLE"), refused.getMessage());
+            assertEquals(List.of(), xen.mappedFrames(), "no foreign frame mapped");
+            assertEquals(List.of(), xen.grantMmaps(), "no grant mapped");
+            assertEquals(0, xen.liveGrantMaps());
+        }
+        try (XenBridgeSimulator qemu = connect(XenBridgeSimulator.Mode.QEMU_LIKE)) {
+            session(qemu); // plain shared memory maps on any page size
+        }
+    }
+
     @Test
     void xenRegionsOnAHostWithoutXenDevicesAreRefusedAndTheDaemonGoesOn() throws Exception {
         xen.removeDevices();

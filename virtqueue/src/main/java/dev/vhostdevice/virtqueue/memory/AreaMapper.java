@@ -39,8 +39,9 @@ public final class AreaMapper {
 
     /**
      * A guest RAM region of {@code kind}. Xen kinds need a zero {@code fileOffset} and a 16-bit {@code domid}
-     * ({@link IllegalArgumentException} otherwise), and a host with {@code /dev/xen} ({@link ErrnoException}
-     * ENODEV otherwise): nothing is ever mapped as plain memory in their place. The caller keeps {@code fd};
+     * ({@link IllegalArgumentException} otherwise), a host with {@code /dev/xen} ({@link ErrnoException}
+     * ENODEV otherwise) and with 4 KiB pages (EOPNOTSUPP otherwise): nothing is ever mapped as plain memory in
+     * their place. The caller keeps {@code fd};
      * regions that need it later keep their own copy.
      */
     public GuestMemory map(MappingKind kind, long guestAddress, long size, int fd, long fileOffset, int domid)

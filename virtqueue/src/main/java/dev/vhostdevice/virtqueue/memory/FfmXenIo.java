@@ -22,6 +22,8 @@ final class FfmXenIo implements XenIo {
     private static final int MAP_SHARED = 1;
     private static final long MAP_FAILED = -1L;
     private static final int F_DUPFD_CLOEXEC = 1030;
+    /** {@code _SC_PAGESIZE} in glibc's {@code <bits/confname.h>} (the same on every Linux architecture). */
+    private static final int SC_PAGESIZE = 30;
 
     private static final Linker LINKER = Linker.nativeLinker();
     private static final StructLayout CALL_STATE = Linker.Option.captureStateLayout();
@@ -44,6 +46,27 @@ final class FfmXenIo implements XenIo {
                 Linker.Option.firstVariadicArg(2));
         static final MethodHandle CLOSE =
                 LINKER.downcallHandle(find("close"), FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+        static final MethodHandle SYSCONF =
+                LINKER.downcallHandle(find("sysconf"), FunctionDescriptor.of(JAVA_LONG, JAVA_INT));
+    }
+
+    /** Read once: the page size does not change while the process runs. */
+    private static final class PageSize {
+        static final long VALUE = read();
+
+        private static long read() {
+            try {
+                long size = (long) Calls.SYSCONF.invokeExact(SC_PAGESIZE);
+                if (size <= 0) {
+                    throw new IllegalStateException("sysconf(_SC_PAGESIZE) returned " + size);
+                }
+                return size;
+            } catch (RuntimeException e) {
+                throw e;
+            } catch (Throwable t) {
+                throw new AssertionError("sysconf downcall", t);
+            }
+        }
     }
 
     private FfmXenIo() {
@@ -60,6 +83,11 @@ final class FfmXenIo implements XenIo {
     @Override
     public boolean devicesPresent() {
         return Files.exists(Path.of("/dev/xen/privcmd")) || Files.exists(Path.of("/dev/xen/gntdev"));
+    }
+
+    @Override
+    public long pageSize() {
+        return PageSize.VALUE;
     }
 
     @Override

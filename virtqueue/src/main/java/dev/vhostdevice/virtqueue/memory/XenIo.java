@@ -14,6 +14,12 @@ public interface XenIo {
     /** Whether this host has Xen's device nodes ({@code /dev/xen/privcmd}, {@code /dev/xen/gntdev}). */
     boolean devicesPresent();
 
+    /**
+     * The host's page size, {@code sysconf(_SC_PAGESIZE)}. Xen frames and grants are 4096 bytes and privcmd and
+     * gntdev map them page by page, so Xen regions are refused on a host whose pages are of another size.
+     */
+    long pageSize();
+
     /** {@code mmap(NULL, length, prot, MAP_SHARED, fd, offset)}: the address of the new mapping. */
     long mmap(long length, int prot, int fd, long offset) throws ErrnoException;
 

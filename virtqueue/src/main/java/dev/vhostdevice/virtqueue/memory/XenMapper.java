@@ -27,9 +27,16 @@ final class XenMapper {
         return (lead + length + XEN_PAGE_SIZE - 1) >>> XEN_PAGE_SHIFT;
     }
 
-    private void requireDevices(String kind) throws ErrnoException {
+    /** A Xen region needs Xen's devices, and host pages of Xen's size (frame and grant arithmetic is per page). */
+    private void requireXenHost(String kind) throws ErrnoException {
         if (!io.devicesPresent()) {
             throw new ErrnoException(kind + " region needs /dev/xen, and this host has no Xen devices", Errno.ENODEV);
+        }
+        long pageSize = io.pageSize();
+        if (pageSize != XEN_PAGE_SIZE) {
+            throw new ErrnoException("mapping " + kind + " region on a host with pages of " + pageSize + " bytes (Xen"
+                    + " frames and grants are " + XEN_PAGE_SIZE + "; Xen memory needs host pages of that size)",
+                    Errno.EOPNOTSUPP);
         }
     }
 
@@ -38,7 +45,7 @@ final class XenMapper {
      * for frames {@code gpa/4096 + i} of {@code domid}. Any frame the hypervisor refused fails the region, named.
      */
     GuestRegion foreign(long gpa, long size, int fd, int domid, Arena owner) throws ErrnoException {
-        requireDevices("a FOREIGN");
+        requireXenHost("a FOREIGN");
         long lead = gpa & (XEN_PAGE_SIZE - 1);
         long pages = pages(lead, size);
         if (pages > Integer.MAX_VALUE) {
@@ -79,7 +86,7 @@ final class XenMapper {
 
     /** A GRANT region mapped in advance: all its grant refs mapped read-write once, until the memory closes. */
     GuestRegion grant(long gpa, long size, int fd, int domid, Arena owner) throws ErrnoException {
-        requireDevices("a GRANT");
+        requireXenHost("a GRANT");
         GrantFile file = new GrantFile(io, io.dup(fd), domid);
         try {
             GrantMapping mapping = file.map(gpa, size, XenIo.PROT_READ | XenIo.PROT_WRITE, owner);
@@ -91,7 +98,7 @@ final class XenMapper {
 
     /** A GRANT | NO_ADVANCE_MAP region: nothing mapped now; each buffer is mapped when the walker resolves it. */
     GuestRegion grantPerAccess(long gpa, long size, int fd, int domid) throws ErrnoException {
-        requireDevices("a GRANT");
+        requireXenHost("a GRANT");
         return new GuestRegion(gpa, size, new GrantWindow(new GrantFile(io, io.dup(fd), domid), gpa));
     }
 
