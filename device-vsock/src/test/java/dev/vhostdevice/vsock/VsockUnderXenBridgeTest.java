@@ -12,6 +12,7 @@ import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Set;
@@ -42,12 +43,17 @@ class VsockUnderXenBridgeTest extends XenBridgeContract {
             guest = new VsockGuest(new VmConfig(GUEST_CID, dir.resolve("unused.sock"), dir.resolve("vm.vsock"),
                     GUEST_BUF_ALLOC, 1024, Set.of("default")), new SiblingGroups(), HostSockets.system(),
                     Linux.system());
-            listenFd = UnixPeer.listen(dir.resolve("vm.vsock_" + LISTENING_PORT), HostSockets.SOCK_STREAM);
+            listenOnTheHost(dir.resolve("vm.vsock"));
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
         VsockGuest served = guest;
         return () -> new VsockDevice(served);
+    }
+
+    /** The host side {@link #exchange} talks to: a listener on port 1234 of the VM whose uds path is {@code uds}. */
+    void listenOnTheHost(Path uds) throws IOException {
+        listenFd = UnixPeer.listen(Path.of(uds + "_" + LISTENING_PORT), HostSockets.SOCK_STREAM);
     }
 
     @AfterEach

@@ -1,6 +1,9 @@
 package dev.vhostdevice.vhostuser.guest;
 
 import java.io.IOException;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -35,14 +38,18 @@ public final class DeviceProcess implements AutoCloseable {
         return startCommand(socket, cmd);
     }
 
-    /** Starts {@code command} (a device's launcher and its arguments) and waits until {@code socket} listens. */
+    /**
+     * Starts {@code command} (a device's launcher and its arguments) and waits until {@code socket} listens: until
+     * a connection to it succeeds. The socket file appears at bind(2), before listen(2); a front-end connecting
+     * in between is refused. The probing connection closes at once: the daemon sees a front-end come and go.
+     */
     public static DeviceProcess startCommand(Path socket, List<String> cmd) throws IOException, InterruptedException {
         Files.deleteIfExists(socket);
         Path err = Files.createTempFile("device-", ".err");
         Process process = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(err.toFile()).start();
         DeviceProcess device = new DeviceProcess(process, err, socket);
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
-        while (!Files.exists(socket)) {
+        while (!accepts(socket)) {
             if (!process.isAlive() || System.nanoTime() > deadline) {
                 device.close();
                 throw new IllegalStateException("device did not listen on " + socket + ": " + device.log());
@@ -50,6 +57,18 @@ public final class DeviceProcess implements AutoCloseable {
             Thread.sleep(10);
         }
         return device;
+    }
+
+    /** Whether a connection to {@code socket} succeeds now (closed right away). */
+    private static boolean accepts(Path socket) {
+        if (!Files.exists(socket)) {
+            return false;
+        }
+        try (SocketChannel probe = SocketChannel.open(StandardProtocolFamily.UNIX)) {
+            return probe.connect(UnixDomainSocketAddress.of(socket));
+        } catch (IOException notYet) {
+            return false; // ECONNREFUSED: bound, not listening yet
+        }
     }
 
     public Path socket() {

@@ -48,7 +48,20 @@ import java.util.List;
  * 32-byte regions, the RAM's memory file), so one test can show the same back-end serving both.
  */
 public final class XenBridgeSimulator implements AutoCloseable {
-    public enum Mode { QEMU_LIKE, FOREIGN, GRANT }
+    public enum Mode {
+        /** No XEN_MMAP ack, 32-byte regions over the RAM's memory file, guest physical addresses. */
+        QEMU_LIKE,
+        /** One FOREIGN region at GPA 0x4000_0000 over the fake privcmd (needs the fake seam in the back-end). */
+        FOREIGN,
+        /** Ring regions and NO_ADVANCE_MAP gaps over the fake gntdev (needs the fake seam in the back-end). */
+        GRANT,
+        /**
+         * XEN_MMAP acked and 40-byte regions, each with xen_mmap_flags 0x0 (UNIX, xen.md §2.3): the RAM's memory
+         * file as ordinary shared memory, guest physical addresses. The bridge's layout without hypervisor
+         * memory: what a back-end in another process (no fake seam in it) can be driven with.
+         */
+        UNIX
+    }
 
     /** Guest RAM bank 0 on Arm (GUEST_RAM0_BASE), where the bridge's FOREIGN region starts. */
     public static final long FOREIGN_RAM_GPA = 0x4000_0000L;
@@ -102,7 +115,7 @@ public final class XenBridgeSimulator implements AutoCloseable {
         this.queueCount = queueCount;
         this.queueSize = queueSize;
         this.addressBase = switch (mode) {
-            case QEMU_LIKE -> 0;
+            case QEMU_LIKE, UNIX -> 0;
             case FOREIGN -> FOREIGN_RAM_GPA;
             case GRANT -> XenIoctls.GRANT_ADDRESS_BIT;
         };
@@ -271,7 +284,7 @@ public final class XenBridgeSimulator implements AutoCloseable {
     private void sendMemTable() throws ErrnoException {
         List<long[]> regions = new ArrayList<>(); // gpa, size, uva, flags
         switch (mode) {
-            case QEMU_LIKE -> regions.add(new long[] {0, xen.ramBytes(), BRIDGE_VA, 0});
+            case QEMU_LIKE, UNIX -> regions.add(new long[] {0, xen.ramBytes(), BRIDGE_VA, 0});
             case FOREIGN -> regions.add(new long[] {FOREIGN_RAM_GPA, xen.ramBytes(), BRIDGE_VA,
                     MappingKind.XEN_MMAP_FLAG_FOREIGN});
             case GRANT -> {
@@ -302,7 +315,7 @@ public final class XenBridgeSimulator implements AutoCloseable {
                 b.putInt((int) r[3]).putInt(xen.domid());
             }
             fds[i] = switch (mode) {
-                case QEMU_LIKE -> xen.ramFd();
+                case QEMU_LIKE, UNIX -> xen.ramFd();
                 case FOREIGN -> xen.privcmdFd();
                 case GRANT -> xen.gntdevFd();
             };
