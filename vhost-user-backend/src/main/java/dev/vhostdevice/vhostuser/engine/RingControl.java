@@ -505,7 +505,8 @@ final class RingControl implements Worker.Events {
      * §2.7 #11 and §4.1) and the front-end is about to send the whole ring setup anew, to rings that still run.
      * Every started ring stops as at GET_VRING_BASE (the device completes what it holds, kick and call fds
      * closed) and is disabled, so that the setup sent again is taken as a fresh start. The memory table, the
-     * features and each ring's position stay: the front-end sends what changed.
+     * features and each ring's position stay: the front-end sends what changed. (QEMU's multi-queue net sends
+     * a SET_OWNER per queue pair on one connection, all before any ring starts: nothing to stop then.)
      */
     void reprobe() throws Exception {
         int stopped = 0;
@@ -522,8 +523,10 @@ final class RingControl implements Worker.Events {
             });
             stopped++;
         }
-        LOG.info("{}: SET_OWNER again: the front-end re-probes the device; {} started ring(s) stopped",
-                session.name(), stopped);
+        if (stopped > 0) {
+            LOG.info("{}: SET_OWNER again: the front-end re-probes the device; {} started ring(s) stopped",
+                    session.name(), stopped);
+        }
     }
 
     /** Before a ring stops: the device completes what it holds; waits (bounded) for chains still in flight. */
