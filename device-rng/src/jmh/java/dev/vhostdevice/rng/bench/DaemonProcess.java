@@ -3,6 +3,9 @@ package dev.vhostdevice.rng.bench;
 import dev.vhostdevice.vhostuser.sys.Linux;
 import dev.vhostdevice.virtqueue.memory.ErrnoException;
 import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -26,15 +29,22 @@ final class DaemonProcess implements AutoCloseable {
     /** Nanoseconds from just before exec until a connect succeeded. */
     final long startupNanos;
     /**
+     * Nanoseconds from just before exec until the daemon answered that connection's first message
+     * (GET_FEATURES): the connect succeeds from the listen backlog, the answer needs the daemon to serve.
+     */
+    final long firstReplyNanos;
+    /**
      * CPU time all the daemon's threads had used when the connect succeeded (from each thread's schedstat): on a
      * shared machine the wall time above depends on the other load, this much less.
      */
     final long startupCpuNanos;
 
-    private DaemonProcess(Process process, Path socket, long startupNanos, long startupCpuNanos) {
+    private DaemonProcess(Process process, Path socket, long startupNanos, long firstReplyNanos,
+                          long startupCpuNanos) {
         this.process = process;
         this.socket = socket;
         this.startupNanos = startupNanos;
+        this.firstReplyNanos = firstReplyNanos;
         this.startupCpuNanos = startupCpuNanos;
     }
 
@@ -69,8 +79,36 @@ final class DaemonProcess implements AutoCloseable {
             }
             long connected = System.nanoTime();
             long cpu = cpuNanos(process.pid());
-            LINUX.close(fd);
-            return new DaemonProcess(process, socket, connected - start, cpu);
+            try {
+                getFeatures(fd);
+            } finally {
+                LINUX.close(fd);
+            }
+            return new DaemonProcess(process, socket, connected - start, System.nanoTime() - start, cpu);
+        }
+    }
+
+    /** Sends VHOST_USER_GET_FEATURES (request 1, version 1, no payload) and reads its 20-byte reply. */
+    private static void getFeatures(int fd) throws IOException, ErrnoException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment message = arena.allocate(20, 8);
+            message.set(ValueLayout.JAVA_INT, 0, 1);
+            message.set(ValueLayout.JAVA_INT, 4, 0x1);
+            message.set(ValueLayout.JAVA_INT, 8, 0);
+            if (LINUX.write(fd, message, 12) != 12) {
+                throw new IOException("GET_FEATURES not sent whole");
+            }
+            long got = 0;
+            while (got < 20) {
+                long n = LINUX.read(fd, message.asSlice(got), 20 - got);
+                if (n <= 0) {
+                    throw new IOException("no reply to GET_FEATURES");
+                }
+                got += n;
+            }
+            if ((message.get(ValueLayout.JAVA_INT, 4) & 0x4) == 0) {
+                throw new IOException("GET_FEATURES answered without the reply flag");
+            }
         }
     }
 

@@ -37,6 +37,7 @@ public final class StartupProbe {
         }
         Path dir = Files.createTempDirectory("startup-probe");
         double[] connectMs = new double[runs];
+        double[] replyMs = new double[runs];
         double[] cpuMs = new double[runs];
         long[] idleRss = new long[runs];
         long[] idleFile = new long[runs];
@@ -50,6 +51,7 @@ public final class StartupProbe {
                 Path socket = dir.resolve("s" + (run + warmup) + ".sock");
                 try (DaemonProcess daemon = DaemonProcess.start(command, socket, dir.resolve("stderr"))) {
                     double ms = daemon.startupNanos / 1e6;
+                    double reply = daemon.firstReplyNanos / 1e6;
                     double cpu = daemon.startupCpuNanos / 1e6;
                     TimeUnit.SECONDS.sleep(1);
                     long rss = daemon.rssKib();
@@ -67,11 +69,13 @@ public final class StartupProbe {
                         bytes += stream.run(TimeUnit.MILLISECONDS.toNanos(300));
                     }
                     String label = run < 0 ? "warm-up" : "run " + run;
-                    System.out.printf("%s: connect %.1f ms (CPU %.1f ms); idle %.1f MiB (%.1f MiB of it file-backed),"
-                            + " %d threads; serving (%.0f MB/s) %.1f MiB, %d threads%n", label, ms, cpu, rss / 1024.0,
+                    System.out.printf("%s: connect %.1f ms (CPU %.1f ms), first reply %.1f ms; idle %.1f MiB (%.1f MiB"
+                            + " of it file-backed), %d threads; serving (%.0f MB/s) %.1f MiB, %d threads%n", label, ms,
+                            cpu, reply, rss / 1024.0,
                             file / 1024.0, threads, bytes / 1e6, rssServing / 1024.0, threadsServing);
                     if (run >= 0) {
                         connectMs[run] = ms;
+                        replyMs[run] = reply;
                         cpuMs[run] = cpu;
                         idleRss[run] = rss;
                         idleFile[run] = file;
@@ -92,6 +96,9 @@ public final class StartupProbe {
         Arrays.sort(connectMs);
         System.out.printf("connect: median %.1f ms (%.1f–%.1f) over %d runs%n", connectMs[runs / 2], connectMs[0],
                 connectMs[runs - 1], runs);
+        Arrays.sort(replyMs);
+        System.out.printf("first reply (GET_FEATURES answered): median %.1f ms (%.1f–%.1f)%n", replyMs[runs / 2],
+                replyMs[0], replyMs[runs - 1]);
         Arrays.sort(cpuMs);
         System.out.printf("CPU time of the daemon at connect: median %.1f ms (%.1f–%.1f)%n", cpuMs[runs / 2],
                 cpuMs[0], cpuMs[runs - 1]);

@@ -59,17 +59,24 @@ final class FfmLinux implements Linux {
     private static final long CMSG_HEADER = 16;
     private static final long CONTROL_SIZE = CMSG_HEADER + 4L * ReceivedFds.CAPACITY;
 
-    private static final Linker LINKER = Linker.nativeLinker();
-    private static final StructLayout CALL_STATE = Linker.Option.captureStateLayout();
-    private static final VarHandle ERRNO = CALL_STATE.varHandle(MemoryLayout.PathElement.groupElement("errno"));
-    private static final Linker.Option CAPTURE_ERRNO = Linker.Option.captureCallState("errno");
+    private static final int F_DUPFD_CLOEXEC = 1030;
+
+    /**
+     * The native linker and the errno capture: initialising them costs tens of milliseconds (the linker, then
+     * the class-file API for the first stub), so a daemon listens before this class is touched
+     * ({@link JdkListeningSocket}) and a front-end's connect succeeds meanwhile.
+     */
+    private static final class Abi {
+        static final Linker LINKER = Linker.nativeLinker();
+        static final StructLayout CALL_STATE = Linker.Option.captureStateLayout();
+        static final VarHandle ERRNO = CALL_STATE.varHandle(MemoryLayout.PathElement.groupElement("errno"));
+        static final Linker.Option CAPTURE_ERRNO = Linker.Option.captureCallState("errno");
+    }
 
     // Downcall handles cost milliseconds each to link (a generated stub per distinct signature), so they are
-    // grouped in holder classes that the JVM initialises at first use: a daemon is listening, and a front-end's
-    // connect succeeds, after linking only socket, bind and listen; accept4 is linked by the server thread
-    // while the front-end connects.
+    // grouped in holder classes that the JVM initialises at first use.
 
-    /** What a server needs before it listens: nothing else is linked on that path. */
+    /** Listening natively: when the JDK's channel cannot listen (its error is then reported with the errno). */
     private static final class Listening {
         static final MethodHandle SOCKET =
                 downcall("socket", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT));
@@ -128,15 +135,15 @@ final class FfmLinux implements Linux {
     private static final class Files {
         static final MethodHandle FCNTL_GET = downcall("fcntl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
         static final MethodHandle FCNTL_SET =
-                LINKER.downcallHandle(find("fcntl"), FunctionDescriptor.of(JAVA_INT,
-                        JAVA_INT, JAVA_INT, JAVA_INT), CAPTURE_ERRNO, Linker.Option.firstVariadicArg(2));
+                Abi.LINKER.downcallHandle(find("fcntl"), FunctionDescriptor.of(JAVA_INT,
+                        JAVA_INT, JAVA_INT, JAVA_INT), Abi.CAPTURE_ERRNO, Linker.Option.firstVariadicArg(2));
         static final MethodHandle CLOSE =
-                LINKER.downcallHandle(find("close"), FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+                Abi.LINKER.downcallHandle(find("close"), FunctionDescriptor.of(JAVA_INT, JAVA_INT));
     }
 
     /** Per-thread native scratch memory; lives as long as the thread (automatic arena). */
     private static final class Scratch {
-        final MemorySegment state = Arena.ofAuto().allocate(CALL_STATE);
+        final MemorySegment state = Arena.ofAuto().allocate(Abi.CALL_STATE);
         final MemorySegment msghdr = Arena.ofAuto().allocate(MSGHDR_SIZE, 8);
         final MemorySegment iovec = Arena.ofAuto().allocate(16, 8);
         final MemorySegment control = Arena.ofAuto().allocate(CONTROL_SIZE, 8);
@@ -160,7 +167,7 @@ final class FfmLinux implements Linux {
     }
 
     private static MemorySegment find(String name) {
-        java.util.Optional<MemorySegment> symbol = LINKER.defaultLookup().find(name);
+        java.util.Optional<MemorySegment> symbol = Abi.LINKER.defaultLookup().find(name);
         if (symbol.isEmpty()) {
             throw new UnsatisfiedLinkError(name);
         }
@@ -168,29 +175,67 @@ final class FfmLinux implements Linux {
     }
 
     private static MethodHandle downcall(String name, FunctionDescriptor descriptor) {
-        return LINKER.downcallHandle(find(name), descriptor, CAPTURE_ERRNO);
+        return Abi.LINKER.downcallHandle(find(name), descriptor, Abi.CAPTURE_ERRNO);
     }
 
     private static int errno(MemorySegment state) {
-        return (int) ERRNO.get(state, 0L);
+        return (int) Abi.ERRNO.get(state, 0L);
     }
 
     private static AssertionError downcallFailed(String call, Throwable t) {
         return new AssertionError(call + " downcall", t);
     }
 
-    private static void fillAddress(MemorySegment sockaddr, Path path) throws ErrnoException {
+    private static byte[] socketPathBytes(Path path) throws ErrnoException {
         byte[] bytes = path.toString().getBytes(StandardCharsets.UTF_8);
         if (bytes.length >= SUN_PATH_MAX) {
             throw new ErrnoException("socket path longer than 107 bytes: " + path, Errno.EINVAL);
         }
+        return bytes;
+    }
+
+    private static void fillAddress(MemorySegment sockaddr, Path path) throws ErrnoException {
+        byte[] bytes = socketPathBytes(path);
         sockaddr.fill((byte) 0);
         sockaddr.set(JAVA_SHORT, 0, (short) AF_UNIX);
         MemorySegment.copy(bytes, 0, sockaddr, JAVA_BYTE, 2, bytes.length);
     }
 
+    /**
+     * Listens through the JDK's channel first (see {@link JdkListeningSocket}), then adopts its socket as an fd
+     * of our own; natively when the JDK cannot, so a failure is reported with its errno.
+     */
     @Override
     public int listenUnix(Path path, int backlog) throws ErrnoException {
+        socketPathBytes(path);
+        JdkListeningSocket listening = JdkListeningSocket.listen(path, backlog);
+        if (listening == null) {
+            return listenNatively(path, backlog);
+        }
+        try {
+            return duplicate(listening.fd());
+        } finally {
+            listening.close(); // the duplicate keeps the socket listening, with its queued connections
+        }
+    }
+
+    /** {@code fcntl(F_DUPFD_CLOEXEC)}: a close-on-exec duplicate of {@code fd}. */
+    private static int duplicate(int fd) throws ErrnoException {
+        Scratch s = SCRATCH.get();
+        try {
+            int copy = (int) Files.FCNTL_SET.invokeExact(s.state, fd, F_DUPFD_CLOEXEC, 0);
+            if (copy < 0) {
+                throw new ErrnoException("fcntl(F_DUPFD_CLOEXEC)", errno(s.state));
+            }
+            return copy;
+        } catch (ErrnoException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw downcallFailed("fcntl", t);
+        }
+    }
+
+    private int listenNatively(Path path, int backlog) throws ErrnoException {
         Scratch s = SCRATCH.get();
         fillAddress(s.sockaddr, path);
         int fd;

@@ -23,6 +23,7 @@ public final class Errno {
     public static final int EPROTO = 71;
     public static final int ENOSYS = 38;
     public static final int EOPNOTSUPP = 95;
+    public static final int EADDRINUSE = 98;
     public static final int ECONNABORTED = 103;
     public static final int ECONNRESET = 104;
     public static final int ENOBUFS = 105;
@@ -55,6 +56,7 @@ public final class Errno {
             case EPROTO -> "EPROTO";
             case ENOSYS -> "ENOSYS";
             case EOPNOTSUPP -> "EOPNOTSUPP";
+            case EADDRINUSE -> "EADDRINUSE";
             case ECONNABORTED -> "ECONNABORTED";
             case ECONNRESET -> "ECONNRESET";
             case ENOBUFS -> "ENOBUFS";

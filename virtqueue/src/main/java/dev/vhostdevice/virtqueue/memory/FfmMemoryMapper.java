@@ -30,18 +30,21 @@ final class FfmMemoryMapper implements MemoryMapper {
     private static final long STAT_ST_SIZE = 48;
     private static final long PAGE_SIZE = 4096;
 
-    private static final Linker LINKER = Linker.nativeLinker();
-    private static final StructLayout CALL_STATE = Linker.Option.captureStateLayout();
-    private static final VarHandle ERRNO =
-            CALL_STATE.varHandle(MemoryLayout.PathElement.groupElement("errno"));
-    private static final Linker.Option CAPTURE_ERRNO = Linker.Option.captureCallState("errno");
+    /** The linker and the errno capture, initialised at first use: a daemon listens before they are. */
+    private static final class Abi {
+        static final Linker LINKER = Linker.nativeLinker();
+        static final StructLayout CALL_STATE = Linker.Option.captureStateLayout();
+        static final VarHandle ERRNO =
+                CALL_STATE.varHandle(MemoryLayout.PathElement.groupElement("errno"));
+        static final Linker.Option CAPTURE_ERRNO = Linker.Option.captureCallState("errno");
+    }
 
     /** Linked at first use (each handle costs milliseconds), so a server listens before it maps anything. */
     private static final class Calls {
         static final MethodHandle MMAP = downcall("mmap",
                 FunctionDescriptor.of(ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG));
-        static final MethodHandle MUNMAP = LINKER.downcallHandle(
-                LINKER.defaultLookup().find("munmap").orElseThrow(),
+        static final MethodHandle MUNMAP = Abi.LINKER.downcallHandle(
+                Abi.LINKER.defaultLookup().find("munmap").orElseThrow(),
                 FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG));
         static final MethodHandle FSTAT = downcall("fstat", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS));
         static final MethodHandle MEMFD_CREATE =
@@ -49,28 +52,30 @@ final class FfmMemoryMapper implements MemoryMapper {
         static final MethodHandle FTRUNCATE =
                 downcall("ftruncate", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG));
         /** fcntl(fd, cmd, int): variadic from its third argument. */
-        static final MethodHandle FCNTL = LINKER.downcallHandle(LINKER.defaultLookup().find("fcntl").orElseThrow(),
-                FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT), CAPTURE_ERRNO,
+        static final MethodHandle FCNTL = Abi.LINKER.downcallHandle(
+                Abi.LINKER.defaultLookup().find("fcntl").orElseThrow(),
+                FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT), Abi.CAPTURE_ERRNO,
                 Linker.Option.firstVariadicArg(2));
-        static final MethodHandle CLOSE = LINKER.downcallHandle(
-                LINKER.defaultLookup().find("close").orElseThrow(), FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+        static final MethodHandle CLOSE = Abi.LINKER.downcallHandle(
+                Abi.LINKER.defaultLookup().find("close").orElseThrow(), FunctionDescriptor.of(JAVA_INT, JAVA_INT));
     }
 
     private FfmMemoryMapper() {
     }
 
     private static MethodHandle downcall(String name, FunctionDescriptor descriptor) {
-        return LINKER.downcallHandle(LINKER.defaultLookup().find(name).orElseThrow(), descriptor, CAPTURE_ERRNO);
+        return Abi.LINKER.downcallHandle(Abi.LINKER.defaultLookup().find(name).orElseThrow(), descriptor,
+                Abi.CAPTURE_ERRNO);
     }
 
     private static int errno(MemorySegment state) {
-        return (int) ERRNO.get(state, 0L);
+        return (int) Abi.ERRNO.get(state, 0L);
     }
 
     @Override
     public long fileSize(int fd) throws ErrnoException {
         try (Arena call = Arena.ofConfined()) {
-            MemorySegment state = call.allocate(CALL_STATE);
+            MemorySegment state = call.allocate(Abi.CALL_STATE);
             MemorySegment stat = call.allocate(STAT_BYTES, 8);
             int rc = (int) Calls.FSTAT.invokeExact(state, fd, stat);
             if (rc != 0) {
@@ -94,7 +99,7 @@ final class FfmMemoryMapper implements MemoryMapper {
         long mapLength = length + lead;
         MemorySegment base;
         try (Arena call = Arena.ofConfined()) {
-            MemorySegment state = call.allocate(CALL_STATE);
+            MemorySegment state = call.allocate(Abi.CALL_STATE);
             base = (MemorySegment) Calls.MMAP.invokeExact(state, MemorySegment.NULL, mapLength,
                     PROT_READ | PROT_WRITE, MAP_SHARED, fd, offset - lead);
             if (base.address() == MAP_FAILED) {
@@ -135,7 +140,7 @@ final class FfmMemoryMapper implements MemoryMapper {
             throw new ErrnoException("memfd_create " + name + " (size " + size + ")", Errno.EINVAL);
         }
         try (Arena call = Arena.ofConfined()) {
-            MemorySegment state = call.allocate(CALL_STATE);
+            MemorySegment state = call.allocate(Abi.CALL_STATE);
             int flags = MFD_CLOEXEC | (sealed ? MFD_ALLOW_SEALING : 0);
             int fd = (int) Calls.MEMFD_CREATE.invokeExact(state, call.allocateFrom(name), flags);
             if (fd < 0) {
@@ -163,7 +168,7 @@ final class FfmMemoryMapper implements MemoryMapper {
     @Override
     public int seals(int fd) throws ErrnoException {
         try (Arena call = Arena.ofConfined()) {
-            MemorySegment state = call.allocate(CALL_STATE);
+            MemorySegment state = call.allocate(Abi.CALL_STATE);
             int seals = (int) Calls.FCNTL.invokeExact(state, fd, F_GET_SEALS, 0);
             if (seals < 0) {
                 throw new ErrnoException("fcntl(F_GET_SEALS)", errno(state));

@@ -25,29 +25,32 @@ final class FfmXenIo implements XenIo {
     /** {@code _SC_PAGESIZE} in glibc's {@code <bits/confname.h>} (the same on every Linux architecture). */
     private static final int SC_PAGESIZE = 30;
 
-    private static final Linker LINKER = Linker.nativeLinker();
-    private static final StructLayout CALL_STATE = Linker.Option.captureStateLayout();
-    private static final VarHandle ERRNO = CALL_STATE.varHandle(MemoryLayout.PathElement.groupElement("errno"));
-    private static final Linker.Option CAPTURE_ERRNO = Linker.Option.captureCallState("errno");
+    /** The linker and the errno capture, initialised at first use: a daemon listens before they are. */
+    private static final class Abi {
+        static final Linker LINKER = Linker.nativeLinker();
+        static final StructLayout CALL_STATE = Linker.Option.captureStateLayout();
+        static final VarHandle ERRNO = CALL_STATE.varHandle(MemoryLayout.PathElement.groupElement("errno"));
+        static final Linker.Option CAPTURE_ERRNO = Linker.Option.captureCallState("errno");
+    }
 
     /** Linked at first use: a daemon that never meets a Xen region never links them. */
     private static final class Calls {
-        static final MethodHandle MMAP = LINKER.downcallHandle(find("mmap"),
+        static final MethodHandle MMAP = Abi.LINKER.downcallHandle(find("mmap"),
                 FunctionDescriptor.of(ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG),
-                CAPTURE_ERRNO);
+                Abi.CAPTURE_ERRNO);
         static final MethodHandle MUNMAP =
-                LINKER.downcallHandle(find("munmap"), FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG));
+                Abi.LINKER.downcallHandle(find("munmap"), FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG));
         /** ioctl(int, unsigned long, ...): variadic from its third argument. */
-        static final MethodHandle IOCTL = LINKER.downcallHandle(find("ioctl"),
-                FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, ADDRESS), CAPTURE_ERRNO,
+        static final MethodHandle IOCTL = Abi.LINKER.downcallHandle(find("ioctl"),
+                FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, ADDRESS), Abi.CAPTURE_ERRNO,
                 Linker.Option.firstVariadicArg(2));
-        static final MethodHandle FCNTL = LINKER.downcallHandle(find("fcntl"),
-                FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT), CAPTURE_ERRNO,
+        static final MethodHandle FCNTL = Abi.LINKER.downcallHandle(find("fcntl"),
+                FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT), Abi.CAPTURE_ERRNO,
                 Linker.Option.firstVariadicArg(2));
         static final MethodHandle CLOSE =
-                LINKER.downcallHandle(find("close"), FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+                Abi.LINKER.downcallHandle(find("close"), FunctionDescriptor.of(JAVA_INT, JAVA_INT));
         static final MethodHandle SYSCONF =
-                LINKER.downcallHandle(find("sysconf"), FunctionDescriptor.of(JAVA_LONG, JAVA_INT));
+                Abi.LINKER.downcallHandle(find("sysconf"), FunctionDescriptor.of(JAVA_LONG, JAVA_INT));
     }
 
     /** Read once: the page size does not change while the process runs. */
@@ -73,11 +76,11 @@ final class FfmXenIo implements XenIo {
     }
 
     private static MemorySegment find(String name) {
-        return LINKER.defaultLookup().find(name).orElseThrow();
+        return Abi.LINKER.defaultLookup().find(name).orElseThrow();
     }
 
     private static int errno(MemorySegment state) {
-        return (int) ERRNO.get(state, 0L);
+        return (int) Abi.ERRNO.get(state, 0L);
     }
 
     @Override
@@ -93,7 +96,7 @@ final class FfmXenIo implements XenIo {
     @Override
     public long mmap(long length, int prot, int fd, long offset) throws ErrnoException {
         try (Arena call = Arena.ofConfined()) {
-            MemorySegment state = call.allocate(CALL_STATE);
+            MemorySegment state = call.allocate(Abi.CALL_STATE);
             MemorySegment base = (MemorySegment) Calls.MMAP.invokeExact(state, MemorySegment.NULL, length, prot,
                     MAP_SHARED, fd, offset);
             if (base.address() == MAP_FAILED) {
@@ -119,7 +122,7 @@ final class FfmXenIo implements XenIo {
     @Override
     public void ioctl(int fd, long request, MemorySegment arg, String what) throws ErrnoException {
         try (Arena call = Arena.ofConfined()) {
-            MemorySegment state = call.allocate(CALL_STATE);
+            MemorySegment state = call.allocate(Abi.CALL_STATE);
             int rc = (int) Calls.IOCTL.invokeExact(state, fd, request, arg);
             if (rc < 0) {
                 throw new ErrnoException(what, errno(state));
@@ -134,7 +137,7 @@ final class FfmXenIo implements XenIo {
     @Override
     public int dup(int fd) throws ErrnoException {
         try (Arena call = Arena.ofConfined()) {
-            MemorySegment state = call.allocate(CALL_STATE);
+            MemorySegment state = call.allocate(Abi.CALL_STATE);
             int copy = (int) Calls.FCNTL.invokeExact(state, fd, F_DUPFD_CLOEXEC, 0);
             if (copy < 0) {
                 throw new ErrnoException("fcntl(F_DUPFD_CLOEXEC)", errno(state));
